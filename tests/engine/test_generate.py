@@ -1,0 +1,145 @@
+"""Generation on the tiny model: KV reuse is exact, steering hooks, latest-wins, alternatives."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from tinymorph.domain import SteeringSpec, SteeringTerm
+from tinymorph.engine.generate import DROP_BLOCK_TOKENS, Generator
+from tinymorph.engine.model import LoadedModel, decoder_layers, load_model
+from tinymorph.engine.protocol import SuggestRequest
+from tinymorph.engine.steering import steered, steering_vector
+from tinymorph.errors import SteeringError
+
+
+@pytest.fixture(scope="module")
+def lm(tiny_manifest) -> LoadedModel:
+    return load_model(tiny_manifest, Path("/nonexistent-cache"), lambda *_: None)
+
+
+def fresh_logits(lm: LoadedModel, ids: list[int]) -> torch.Tensor:
+    with torch.no_grad():
+        return lm.model(torch.tensor([ids])).logits[0, -1].float()
+
+
+def test_context_is_capped_below_the_sliding_window_and_starts_with_bos(lm):
+    gen = Generator(lm, context_tokens=511)
+    assert gen.context_tokens == 31  # sliding window 32 - 1
+    ids = gen.context_ids("x" * 500)
+    assert ids[0] == lm.tokenizer.bos_token_id
+    assert len(ids) <= 31
+
+
+def test_context_start_moves_in_blocks_so_the_prefix_stays_stable(lm):
+    gen = Generator(lm, context_tokens=31)
+    gen.context_tokens = 200  # pretend a larger window to see the block behaviour
+    text = "abcdefghij" * 30  # 300 tokens
+    a, b = gen.context_ids(text), gen.context_ids(text + "k")
+    assert a[: len(a)] == b[: len(a)]  # typing one more token keeps the prefix
+    assert (300 - (len(a) - 1)) % DROP_BLOCK_TOKENS == 0
+
+
+@pytest.mark.parametrize("edit", ["append", "replace_tail", "shorter", "same"])
+def test_kv_cache_reuse_gives_the_same_logits_as_a_fresh_prefill(lm, edit):
+    gen = Generator(lm, context_tokens=31)
+    first = gen.context_ids("The cat sat on the mat")
+    second = {
+        "append": gen.context_ids("The cat sat on the mat and"),
+        "replace_tail": gen.context_ids("The cat sat on the hat"),
+        "shorter": gen.context_ids("The cat sat on"),
+        "same": first,
+    }[edit]
+    with torch.no_grad():
+        gen.prefill(first, ())
+        logits, reused = gen.prefill(second, ())
+    assert reused > 0
+    torch.testing.assert_close(logits, fresh_logits(lm, second), atol=1e-4, rtol=1e-4)
+
+
+def test_kv_cache_is_not_reused_across_different_steering(lm):
+    gen = Generator(lm, 31)
+    ids = gen.context_ids("The cat sat")
+    with torch.no_grad():
+        gen.prefill(ids, ())
+        _, reused = gen.prefill(ids, (((1.0,) * 64, 1.0),))
+    assert reused == 0
+
+
+def test_steering_adds_the_vector_everywhere_but_bos(lm):
+    layer = decoder_layers(lm.model)[lm.hook_layer]
+    captured = []
+    probe = layer.register_forward_hook(lambda _m, _i, out: captured.append(out))
+    direction = tuple(float(i % 3 == 0) for i in range(64))
+    vector = steering_vector(SteeringSpec((SteeringTerm(direction, 2.0, "test"),)), 64, lm.median_norm)
+    ids = torch.tensor([lm.tokenizer("<bos>hello").input_ids])
+    with torch.no_grad():
+        lm.model(ids)
+        # The steering hook is registered after the probe, so the probe sees the unsteered
+        # output; a second probe registered after it sees the steered one.
+        with steered(layer, vector):
+            after = []
+            probe2 = layer.register_forward_hook(lambda _m, _i, out: after.append(out))
+            lm.model(ids)
+            probe2.remove()
+    probe.remove()
+    plain, steered_out = captured[0][0], after[0][0]  # (T, d)
+    assert torch.equal(steered_out[0], plain[0])  # BOS untouched
+    delta = steered_out[1:] - plain[1:]
+    expected = vector / 1.0
+    torch.testing.assert_close(delta, expected.expand_as(delta), atol=1e-3, rtol=1e-3)
+    assert vector.norm().item() == pytest.approx(2.0 * lm.median_norm, rel=1e-5)
+    assert not layer._forward_hooks  # every hook removed
+
+
+def test_steering_changes_the_next_token_distribution(lm):
+    gen = Generator(lm, 31)
+    plain = gen.suggest(SuggestRequest(1, "hello wor", alternatives=1, temperature=0, max_new_tokens=8), lambda: False, lambda *_: None)
+    direction = tuple(float(i == 5) for i in range(64))
+    req = SuggestRequest(2, "hello wor", steering=SteeringSpec((SteeringTerm(direction, 8.0),)),
+                         alternatives=1, temperature=0, max_new_tokens=8)
+    layer = decoder_layers(lm.model)[lm.hook_layer]
+    with torch.no_grad(), steered(layer, steering_vector(req.steering, 64, lm.median_norm)):
+        steered_logits = fresh_logits(lm, gen.context_ids("hello wor"))
+    assert not torch.allclose(steered_logits, fresh_logits(lm, gen.context_ids("hello wor")))
+    assert gen.suggest(req, lambda: False, lambda *_: None) is not None
+    assert plain is not None
+
+
+def test_a_direction_of_the_wrong_width_is_refused(lm):
+    gen = Generator(lm, 31)
+    req = SuggestRequest(1, "hi", steering=SteeringSpec((SteeringTerm((1.0, 2.0), 1.0, "short"),)))
+    with pytest.raises(SteeringError, match="has 2 components"):
+        gen.suggest(req, lambda: False, lambda *_: None)
+
+
+def test_alternatives_are_reproducible_with_the_same_seed(lm):
+    req = SuggestRequest(1, "Once upon a ", alternatives=3, max_new_tokens=12, seed=7)
+    a = Generator(lm, 31).suggest(req, lambda: False, lambda *_: None)
+    b = Generator(lm, 31).suggest(req, lambda: False, lambda *_: None)
+    assert a is not None and b is not None
+    assert a.alternatives == b.alternatives
+    assert len(a.alternatives) <= 3
+
+
+def test_a_stale_request_is_abandoned_between_tokens(lm):
+    gen = Generator(lm, 31)
+    checks = []
+
+    def is_stale() -> bool:
+        checks.append(1)
+        return len(checks) >= 2
+
+    req = SuggestRequest(1, "abc", alternatives=2, max_new_tokens=20, temperature=1.0)
+    assert gen.suggest(req, is_stale, lambda *_: None) is None
+    assert len(checks) == 2
+
+
+def test_reuse_is_reported_after_a_small_edit(lm):
+    gen = Generator(lm, 31)
+    first = gen.suggest(SuggestRequest(1, "The cat sat"), lambda: False, lambda *_: None)
+    second = gen.suggest(SuggestRequest(2, "The cat sat o"), lambda: False, lambda *_: None)
+    assert first is not None and second is not None
+    assert first.reused_tokens == 0
+    assert second.reused_tokens == len("The cat sat") + 1  # BOS + characters
+    assert second.prefill_tokens == 2  # " " and "o"

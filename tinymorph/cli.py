@@ -1,0 +1,151 @@
+"""Command line: parse arguments, wire settings + store + engine + app, map errors to exit codes.
+
+Owns: the `tinymorph` command. `tinymorph PATH` edits a file; `tinymorph model prepare` builds
+the local model copy with a progress bar; `tinymorph bench` runs the latency benchmark.
+Errors from the TinymorphError hierarchy become one message on stderr and the class's exit code.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from tinymorph import __version__
+from tinymorph.config import MAX_CONTEXT_TOKENS, Settings, load_settings
+from tinymorph.engine.client import EngineClient
+from tinymorph.engine.manifest import ModelManifest, resolve_model
+from tinymorph.engine.protocol import Event, WorkerConfig
+from tinymorph.errors import TinymorphError
+from tinymorph.paths import AppPaths, app_paths, package_data_dir
+from tinymorph.store import Store
+
+SUBCOMMANDS = ("model", "bench")
+
+
+def _editor_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tinymorph",
+        description="A terminal writing editor with inline suggestions from a local model. "
+        "Other commands: 'tinymorph model prepare' (build the model copy now), "
+        "'tinymorph bench' (latency benchmark).",
+        epilog="Settings come from config.toml in the config directory, then TINYMORPH_* "
+        "environment variables, then these flags. TINYMORPH_HOME moves all of tinymorph's "
+        "files (config, store, model cache) below one folder.",
+    )
+    parser.add_argument("path", type=Path, help="the file to edit (created on first save)")
+    parser.add_argument("--version", action="version", version=f"tinymorph {__version__}")
+    add_model_options(parser)
+    parser.add_argument("--config", type=Path, help="config file (default: config.toml in the config dir)")
+    parser.add_argument("--theme", help="theme name (tinymorph-dark, tinymorph-light, tinymorph-high-contrast, ...)")
+    parser.add_argument("--idle-delay-ms", type=int, help="pause before a suggestion is requested (default 150)")
+    parser.add_argument("--max-new-tokens", type=int, help="longest continuation in tokens (default 24)")
+    parser.add_argument("--alternatives", type=int, help="continuations sampled per request (default 3)")
+    parser.add_argument("--temperature", type=float, help="sampling temperature (default 0.7)")
+    parser.add_argument(
+        "--no-suggestions", dest="suggestions", action="store_const", const=False,
+        help="edit without starting the model",
+    )
+    return parser
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """The options that choose the model, shared by the editor, `model` and `bench`."""
+    parser.add_argument(
+        "--model", help="a model manifest name from models/ (default gemma3-270m) or a local "
+        "transformers model directory",
+    )
+    parser.add_argument(
+        "--hub-model", metavar="ID", help="download this Hugging Face Hub model id; the only "
+        "option that lets tinymorph use the network",
+    )
+    parser.add_argument(
+        "--context-tokens", type=int,
+        help=f"tokens before the cursor the model sees, BOS included (default and max {MAX_CONTEXT_TOKENS})",
+    )
+
+
+def _settings(args: argparse.Namespace, paths: AppPaths) -> Settings:
+    overrides = {
+        key: getattr(args, key, None)
+        for key in ("model", "hub_model", "context_tokens", "theme", "idle_delay_ms",
+                    "max_new_tokens", "alternatives", "temperature", "suggestions")
+    }
+    config_file = getattr(args, "config", None) or paths.config_file
+    return load_settings(config_file, overrides=overrides)
+
+
+def worker_config(settings: Settings, paths: AppPaths, manifest: ModelManifest) -> WorkerConfig:
+    """The worker's start-up configuration for these settings."""
+    paths.cache_dir.mkdir(parents=True, exist_ok=True)
+    return WorkerConfig(
+        manifest=manifest,
+        cache_dir=str(paths.models_cache),
+        context_tokens=settings.context_tokens,
+        log_file=str(paths.cache_dir / "worker.log"),
+        allow_hub=bool(settings.hub_model),
+    )
+
+
+def run_editor(argv: list[str]) -> int:
+    from tinymorph.ui.app import make_app  # the subcommands never need Textual
+
+    args = _editor_parser().parse_args(argv)
+    paths = app_paths()
+    settings = _settings(args, paths)
+    path = args.path.expanduser().absolute()
+    store = Store(paths.database)
+    engine_factory = None
+    if settings.suggestions:
+        config = worker_config(settings, paths, resolve_model(settings.model, settings.hub_model))
+        engine_factory = lambda on_event: EngineClient(config, on_event)  # noqa: E731
+    app = make_app(path, settings, store, engine_factory, package_data_dir("themes"))
+    try:
+        app.run()
+    finally:
+        store.close()
+    return 0
+
+
+def run_model_command(argv: list[str]) -> int:
+    from rich.progress import Progress
+
+    from tinymorph.engine.model import load_model
+
+    parser = argparse.ArgumentParser(prog="tinymorph model", description="Manage the local model.")
+    parser.add_argument("action", choices=["prepare"], help="prepare: build (or check) the local model copy now")
+    add_model_options(parser)
+    args = parser.parse_args(argv)
+    paths = app_paths()
+    settings = _settings(args, paths)
+    manifest = resolve_model(settings.model, settings.hub_model)
+    with Progress() as progress:
+        task = progress.add_task(f"{manifest.name}: starting", total=1.0)
+
+        def report(stage: str, fraction: float | None) -> None:
+            progress.update(task, description=f"{manifest.name}: {stage}", completed=fraction or 0)
+
+        lm = load_model(manifest, paths.models_cache, report)
+        progress.update(task, description=f"{manifest.name}: ready", completed=1.0)
+    print(f"{lm.name}: hook layer {lm.hook_layer}, d_model {lm.d_model}, "
+          f"median residual norm {lm.median_norm:.1f}; cache in {paths.models_cache}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `tinymorph` command. Returns the process exit code."""
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        if argv and argv[0] == "model":
+            return run_model_command(argv[1:])
+        if argv and argv[0] == "bench":
+            from tinymorph.bench import run_bench
+
+            return run_bench(argv[1:])
+        return run_editor(argv)
+    except TinymorphError as exc:
+        print(f"tinymorph: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+__all__ = ["Event", "main"]

@@ -1,0 +1,182 @@
+"""Generation of continuations with KV-cache reuse across requests (runs in the worker).
+
+Owns: building the token context from the text before the cursor, reusing the KV cache of the
+previous request for the common token prefix, sampling several alternatives in one batch, and
+stopping them at a sentence or line end. Imports torch; no Textual, no store.
+
+The loop is plain and reads top to bottom, like nanoGPT's `sample.py`.
+"""
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from transformers import DynamicCache
+
+from tinymorph.engine.continuation import cut_continuation
+from tinymorph.engine.model import LoadedModel, decoder_layers
+from tinymorph.engine.protocol import SuggestionReady, SuggestRequest
+from tinymorph.engine.steering import steered, steering_vector
+
+# When the context is longer than the window, leading tokens are dropped in blocks of this
+# many, so that the token prefix (and the KV cache) stays the same while the writer types.
+DROP_BLOCK_TOKENS = 64
+# Decoded context tokens kept in front of the generated ones, so that SentencePiece's leading
+# space is decoded as it will appear in the document.
+_DECODE_ANCHOR_TOKENS = 4
+
+
+@dataclass
+class PrefixCache:
+    """The KV cache of the last context, batch 1, and the logits at its last position."""
+
+    ids: list[int]
+    cache: DynamicCache
+    steering_key: tuple
+    last_logits: torch.Tensor  # (V,) float32
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    """Length of the longest common prefix of two token lists."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def sample(logits: torch.Tensor, temperature: float, generator: torch.Generator) -> torch.Tensor:
+    """Sample one token per row from `logits` (B, V); greedy when temperature is 0.
+    Returns (B,) token ids."""
+    if temperature <= 0:
+        return logits.argmax(dim=-1)
+    probs = torch.softmax(logits.float() / temperature, dim=-1)  # (B, V)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)  # (B,)
+
+
+class Generator:
+    """Serves SuggestRequests on one loaded model, keeping the KV cache between requests.
+
+    Not thread-safe: the worker calls it from one thread.
+    """
+
+    def __init__(self, lm: LoadedModel, context_tokens: int) -> None:
+        window = lm.sliding_window
+        # The sliding-window layers cache window - 1 positions; beyond that a cropped cache
+        # would be missing keys, so the context never grows past it.
+        self.context_tokens = min(context_tokens, window - 1) if window else context_tokens
+        self.lm = lm
+        self._prefix: PrefixCache | None = None
+
+    def context_ids(self, text: str) -> list[int]:
+        """BOS + the last tokens of `text`, at most `context_tokens` in all. Leading tokens are
+        dropped in blocks of DROP_BLOCK_TOKENS so the start moves rarely."""
+        tok = self.lm.tokenizer
+        tokens: list[int] = tok(text, add_special_tokens=False).input_ids
+        bos = [tok.bos_token_id] if tok.bos_token_id is not None else []
+        room = self.context_tokens - len(bos)
+        if len(tokens) > room:
+            drop = -(-(len(tokens) - room) // DROP_BLOCK_TOKENS) * DROP_BLOCK_TOKENS
+            tokens = tokens[drop:]
+        return bos + tokens
+
+    def _forward(self, ids: torch.Tensor, cache: DynamicCache) -> torch.Tensor:
+        """Run `ids` (B, T) through the model, extending `cache`. Returns last logits (B, V)."""
+        out = self.lm.model(input_ids=ids, past_key_values=cache, use_cache=True)
+        return out.logits[:, -1].float()  # (B, V)
+
+    def prefill(self, ids: list[int], steering_key: tuple) -> tuple[torch.Tensor, int]:
+        """Make the prefix cache hold `ids`, reusing the common prefix of the previous one
+        (only if it was built under the same steering). Must run inside `steered(...)`.
+        Returns (logits at the last position (V,), number of tokens reused)."""
+        prev = self._prefix
+        reuse = 0
+        if prev is not None and prev.steering_key == steering_key:
+            reuse = common_prefix(prev.ids, ids)
+            if reuse == len(ids) == len(prev.ids):
+                return prev.last_logits, reuse
+            reuse = min(reuse, len(ids) - 1)  # at least one token must run to get logits
+        if reuse > 0 and prev is not None:
+            cache = prev.cache
+            # A negative count removes that many tokens. Exact only while no sliding-window
+            # layer has dropped keys, which the context cap guarantees.
+            cache.crop(reuse - len(prev.ids))
+        else:
+            cache = DynamicCache(config=self.lm.model.config)
+        new = torch.tensor([ids[reuse:]])  # (1, T_new)
+        logits = self._forward(new, cache)[0]  # (V,)
+        self._prefix = PrefixCache(ids, cache, steering_key, logits)
+        return logits, reuse
+
+    @torch.no_grad()
+    def suggest(
+        self,
+        req: SuggestRequest,
+        is_stale: Callable[[], bool],
+        on_partial: Callable[[str, float], None],
+    ) -> SuggestionReady | None:
+        """Generate `req.alternatives` continuations of `req.text`.
+
+        Calls `on_partial(text, ms)` as alternative 0 grows by whole words, and `is_stale()`
+        between tokens: when it returns True the request is abandoned and None is returned.
+        Raises SteeringError if the steering spec does not fit the model.
+        """
+        t0 = time.perf_counter()
+        ms = lambda: (time.perf_counter() - t0) * 1000  # noqa: E731
+        # Token healing, simply: a trailing space would be a lone "▁" token the model rarely
+        # saw; drop it from the context and keep only continuations that start with a space.
+        context = req.text.rstrip(" ")
+        needs_space = len(context) < len(req.text)
+        ids = self.context_ids(context)
+        layer = decoder_layers(self.lm.model)[self.lm.hook_layer]
+        vector = steering_vector(req.steering, self.lm.d_model, self.lm.median_norm)
+        n = req.alternatives
+        eos = self.lm.tokenizer.eos_token_id
+        generator = torch.Generator().manual_seed(req.seed)
+        with steered(layer, vector):
+            logits, reused = self.prefill(ids, req.steering.key())
+            assert self._prefix is not None
+            tokens = sample(logits.expand(n, -1), req.temperature, generator)  # (n,)
+            first_token_ms = ms()
+            cache = copy.deepcopy(self._prefix.cache)
+            cache.batch_repeat_interleave(n)
+            generated: list[list[int]] = [[] for _ in range(n)]
+            shown, done = [""] * n, [False] * n
+            anchor = ids[-_DECODE_ANCHOR_TOKENS:]
+            anchor_text = self.lm.tokenizer.decode(anchor)
+            for step in range(req.max_new_tokens):
+                last_step = step == req.max_new_tokens - 1
+                for row in range(n):
+                    if done[row]:
+                        continue
+                    token = int(tokens[row])
+                    if token == eos:
+                        done[row] = True
+                        shown[row] = cut_continuation(shown[row], finished=True)[0]
+                        continue
+                    generated[row].append(token)
+                    raw = self.lm.tokenizer.decode(anchor + generated[row])[len(anchor_text):]
+                    if needs_space:
+                        if not raw.startswith(" "):
+                            done[row], shown[row] = True, ""
+                            continue
+                        raw = raw[1:]
+                    shown[row], done[row] = cut_continuation(raw, finished=last_step)
+                    if row == 0:
+                        on_partial(shown[0], ms())
+                if all(done) or last_step:
+                    break
+                if is_stale():
+                    return None
+                tokens = sample(self._forward(tokens[:, None], cache), req.temperature, generator)
+        return SuggestionReady(
+            request_id=req.request_id,
+            alternatives=tuple(dict.fromkeys(s for s in shown if s.strip())),
+            first_token_ms=first_token_ms,
+            total_ms=ms(),
+            prefill_tokens=len(ids) - reused,
+            reused_tokens=reused,
+        )

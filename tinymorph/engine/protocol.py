@@ -1,0 +1,144 @@
+"""The typed request/response protocol between the UI process and the inference worker.
+
+Owns: the messages that cross the process boundary (pickled over multiprocessing queues).
+Must not import torch, Textual or the store: the UI process imports this module.
+Requests go UI -> worker; events go worker -> UI. Events are named in the past tense.
+"""
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from tinymorph.domain import SteeringSpec
+
+ModelState = Literal["starting", "loading", "ready", "generating", "error", "stopped"]
+
+
+# --- requests (UI -> worker) -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SuggestRequest:
+    """Ask for continuations of `text`, the text just before the cursor.
+
+    `text` is a slice of the document ending at the cursor; `text_start` is the character
+    offset of its first character in the document (the client aligns it so that the token
+    prefix stays stable while the writer types, which lets the worker reuse its KV cache).
+    A newer request supersedes this one: the worker abandons it between tokens.
+    """
+
+    request_id: int
+    text: str
+    text_start: int = 0
+    steering: SteeringSpec = field(default_factory=SteeringSpec)
+    alternatives: int = 3
+    max_new_tokens: int = 24
+    temperature: float = 0.8
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    """Ask the worker to exit cleanly."""
+
+
+Request = SuggestRequest | Shutdown
+
+
+# --- events (worker -> UI) -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoadProgressed:
+    """The worker is preparing the model. `stage` is a short phrase for the status bar;
+    `fraction` is in [0, 1] when known, else None."""
+
+    stage: str
+    fraction: float | None = None
+
+
+@dataclass(frozen=True)
+class WorkerReady:
+    """The model is loaded and the worker takes requests."""
+
+    model_name: str
+    load_seconds: float
+    hook_layer: int
+    d_model: int
+    context_tokens: int
+
+
+@dataclass(frozen=True)
+class TokensStreamed:
+    """Partial text of alternative 0, sent as tokens are generated (ghost text can grow)."""
+
+    request_id: int
+    text: str
+    ms_since_request: float
+
+
+@dataclass(frozen=True)
+class SuggestionReady:
+    """All alternatives of a request, cut at a sentence or line end.
+
+    Times are in ms from the worker receiving the request. `prefill_tokens` is how many
+    context tokens had to be run; `reused_tokens` how many came from the KV cache.
+    """
+
+    request_id: int
+    alternatives: tuple[str, ...]
+    first_token_ms: float
+    total_ms: float
+    prefill_tokens: int
+    reused_tokens: int
+
+
+@dataclass(frozen=True)
+class RequestFailed:
+    """A request could not be served; the worker goes on with the next one."""
+
+    request_id: int
+    message: str
+
+
+@dataclass(frozen=True)
+class WorkerFailed:
+    """The worker cannot serve at all (the model did not load). `message` is for the writer."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class WorkerDied:
+    """Sent by the client (not the worker) when the worker process exited unexpectedly."""
+
+    exitcode: int | None
+    restart_in_s: float
+
+
+Event = (
+    LoadProgressed
+    | WorkerReady
+    | TokensStreamed
+    | SuggestionReady
+    | RequestFailed
+    | WorkerFailed
+    | WorkerDied
+)
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """What the worker process needs to start: which model, where to cache it, how much context.
+
+    `manifest` is a tinymorph.engine.manifest.ModelManifest (typed loosely here so that this
+    module stays free of imports beyond the domain). `allow_hub` is the user's explicit choice
+    to let transformers reach the Hugging Face Hub; when False the worker sets HF_HUB_OFFLINE.
+    """
+
+    manifest: object
+    cache_dir: str
+    context_tokens: int
+    log_file: str
+    allow_hub: bool = False
+    threads: int = 0
+    """torch intra-op threads; 0 keeps torch's default (one per core)."""

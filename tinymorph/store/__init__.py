@@ -1,0 +1,9 @@
+"""The SQLite store: documents' state, suggestion events and UI state (sqlite-utils).
+
+Never imports torch, transformers, sae-lens or Textual. The file on disk is the source of truth
+for a document's text; the store keeps what surrounds it.
+"""
+
+from tinymorph.store.store import DocumentState, Store
+
+__all__ = ["DocumentState", "Store"]

@@ -1,0 +1,49 @@
+"""Forward-only, named migrations of the store (sqlite-utils `Migrations`).
+
+Owns: the schema. Each migration says why it exists. Never edit one that has shipped; add a new
+one. Applied in order by `Store.open`; sqlite-utils records them in `_sqlite_migrations`.
+"""
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("tinymorph")
+
+
+@migrations()
+def m001_documents(db: Database) -> None:
+    """Reopening a file puts the cursor back where the writer left it."""
+    db["documents"].create(
+        {"path": str, "cursor_row": int, "cursor_column": int, "last_opened": str},
+        pk="path",
+    )
+
+
+@migrations()
+def m002_suggestion_events(db: Database) -> None:
+    """What happened to each suggestion shown (accepted, rejected, ignored), with its latency,
+    so that the writer (and we) can see whether suggestions help, and at which settings."""
+    db["suggestion_events"].create(
+        {
+            "id": int,
+            "path": str,
+            "at": str,
+            "outcome": str,
+            "latency_ms": float,
+            "alternative_index": int,
+            "alternatives": int,
+            "accepted_chars": int,
+            "steering": str,
+            "model": str,
+        },
+        pk="id",
+        not_null={"path", "at", "outcome"},
+    )
+    db["suggestion_events"].create_index(["path", "at"])
+
+
+@migrations()
+def m003_ui_state(db: Database) -> None:
+    """Choices made inside the editor (the theme picked in the palette) are remembered across
+    runs without rewriting the writer's hand-edited config file."""
+    db["ui_state"].create({"key": str, "value": str}, pk="key")

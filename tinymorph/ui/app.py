@@ -1,0 +1,306 @@
+"""The Textual application: the editor, the status bar, the palette, and the engine wiring.
+
+Owns: turning engine events into UI state, saving, quitting, themes. `make_app()` is the one
+factory used by the CLI and the tests.
+"""
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Protocol
+
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.theme import Theme
+from textual.timer import Timer
+from textual.widgets import Footer
+
+from tinymorph.config import Settings
+from tinymorph.document import DocumentFormat, load_document, save_document
+from tinymorph.engine.protocol import (
+    Event,
+    LoadProgressed,
+    RequestFailed,
+    SuggestionReady,
+    SuggestRequest,
+    TokensStreamed,
+    WorkerDied,
+    WorkerFailed,
+    WorkerReady,
+)
+from tinymorph.errors import DocumentError
+from tinymorph.store import Store
+from tinymorph.ui.editor import SuggestingEditor
+from tinymorph.ui.themes import load_themes
+from tinymorph.ui.messages import EngineReported, SuggestionEnded, SuggestionWanted
+from tinymorph.ui.widgets import QuitScreen, StatusBar
+
+# Characters sent to the worker per token of context: generous, since the worker trims to
+# the token budget; English prose runs ~4-5 characters per Gemma token.
+CHARS_PER_CONTEXT_TOKEN = 6
+
+
+class Engine(Protocol):
+    """What the app needs from the engine client (engine.client.EngineClient, or a fake)."""
+
+    def start(self) -> None: ...
+    def request(self, req: SuggestRequest) -> None: ...
+    def stop(self, timeout: float = 3.0) -> None: ...
+    def next_request_id(self) -> int: ...
+
+
+EngineFactory = Callable[[Callable[[Event], None]], Engine]
+
+
+@dataclass
+class _InFlight:
+    before: str
+    sent_at: float
+
+
+class TinymorphApp(App[None]):
+    """tinymorph's editor on one file."""
+
+    TITLE = "tinymorph"
+    BINDINGS = [
+        Binding("ctrl+s", "save", "Save", id="save"),
+        Binding("ctrl+q", "quit", "Quit", priority=True, id="quit"),
+        Binding("ctrl+g", "toggle_suggestions", "Suggestions on/off", show=False, id="toggle_suggestions"),
+    ]
+
+    def __init__(
+        self,
+        path: Path,
+        text: str,
+        fmt: DocumentFormat,
+        settings: Settings,
+        store: Store,
+        engine_factory: EngineFactory | None,
+        themes: list[Theme],
+    ) -> None:
+        super().__init__()
+        self.path = path
+        self.fmt = fmt
+        self.settings = settings
+        self.store = store
+        self.engine_factory = engine_factory
+        self.engine: Engine | None = None
+        self.model_ready = False
+        self.model_name = ""
+        self._themes = themes
+        self._initial_text = text
+        self._in_flight: dict[int, _InFlight] = {}
+        self._last_latency_ms: float | None = None
+        self.modified = False
+        self._word_timer: Timer | None = None
+
+    # --- set-up --------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        self.editor = SuggestingEditor(
+            self._initial_text,
+            idle_delay_ms=self.settings.idle_delay_ms,
+            context_chars=self.settings.context_tokens * CHARS_PER_CONTEXT_TOKEN,
+            id="editor",
+        )
+        self.status = StatusBar(self.path.name)
+        yield self.editor
+        yield self.status
+        yield Footer()
+
+    def on_mount(self) -> None:
+        for theme in self._themes:
+            self.register_theme(theme)
+        wanted = self.store.get_state("theme") or self.settings.theme
+        self.theme = wanted if wanted in self.available_themes else "tinymorph-dark"
+        self.theme_changed_signal.subscribe(self, lambda theme: self.store.set_state("theme", theme.name))
+        if self.settings.keybindings:
+            self.set_keymap(self.settings.keybindings)
+        state = self.store.document(str(self.path))
+        if state is not None:
+            self.editor.move_cursor((state.cursor_row, state.cursor_column))
+        self.store.remember_document(str(self.path), *self.editor.cursor_location)
+        self.editor.focus()
+        self._update_words()
+        if self.settings.suggestions and self.engine_factory is not None:
+            self.engine = self.engine_factory(lambda event: self.post_message(EngineReported(event)))
+            self.engine.start()
+            self._set_model_state("model: starting")
+        else:
+            self._set_model_state("suggestions off")
+
+    # --- engine events -------------------------------------------------------------------
+
+    def _set_model_state(self, text: str) -> None:
+        self.status.model_state = text
+        self.status.refresh_status()
+
+    def on_engine_reported(self, message: EngineReported) -> None:
+        event = message.event
+        if isinstance(event, LoadProgressed):
+            self._set_model_state(f"model: loading ({event.stage})")
+        elif isinstance(event, WorkerReady):
+            self.model_ready = True
+            self.model_name = event.model_name
+            self.editor.suggestions_enabled = self.settings.suggestions
+            self._set_model_state(f"{event.model_name}: ready")
+            self.editor.schedule_suggestion()
+        elif isinstance(event, TokensStreamed):
+            flight = self._in_flight.get(event.request_id)
+            if flight is not None:
+                self.editor.offer(flight.before, event.text, final=False)
+        elif isinstance(event, SuggestionReady):
+            flight = self._in_flight.pop(event.request_id, None)
+            if flight is not None:
+                self._last_latency_ms = (time.perf_counter() - flight.sent_at) * 1000
+                self.editor.offer(flight.before, "", final=True, alternatives=event.alternatives)
+                self.status.latency = (
+                    f"{self._last_latency_ms:.0f} ms (first token {event.first_token_ms:.0f} ms)"
+                )
+            if not self._in_flight:
+                self._set_model_state(f"{self.model_name}: ready")
+        elif isinstance(event, RequestFailed):
+            self._in_flight.pop(event.request_id, None)
+            self.notify(event.message, title="Suggestion failed", severity="warning")
+            self._set_model_state(f"{self.model_name}: ready")
+        elif isinstance(event, WorkerFailed):
+            self._model_down()
+            self._set_model_state(f"model: error ({event.message})")
+            self.notify(f"{event.message}\nEditing works; suggestions are off.", title="Model", severity="error", timeout=10)
+        elif isinstance(event, WorkerDied):
+            self._model_down()
+            self._set_model_state(f"model: stopped (exit {event.exitcode}); restarting in {event.restart_in_s:.0f} s")
+            self.notify("The model process stopped. Your text is safe; restarting it.", title="Model", severity="warning")
+
+    def _model_down(self) -> None:
+        self.model_ready = False
+        self.editor.suggestions_enabled = False
+        self._in_flight.clear()
+
+    def on_suggestion_wanted(self, message: SuggestionWanted) -> None:
+        if self.engine is None or not self.model_ready:
+            return
+        request_id = self.engine.next_request_id()
+        self._in_flight = {request_id: _InFlight(message.before, time.perf_counter())}
+        self.engine.request(
+            SuggestRequest(
+                request_id=request_id,
+                text=message.text,
+                text_start=message.text_start,
+                alternatives=self.settings.alternatives,
+                max_new_tokens=self.settings.max_new_tokens,
+                temperature=self.settings.temperature,
+                seed=request_id,
+            )
+        )
+        self._set_model_state(f"{self.model_name}: generating")
+
+    def on_suggestion_ended(self, message: SuggestionEnded) -> None:
+        self.store.record_suggestion(
+            str(self.path),
+            message.outcome,  # type: ignore[arg-type]
+            self._last_latency_ms,
+            message.alternative_index,
+            message.alternatives,
+            message.accepted_chars,
+            "[]",
+            self.model_name,
+        )
+
+    # --- the document --------------------------------------------------------------------
+
+    def on_text_area_changed(self, _message: SuggestingEditor.Changed) -> None:
+        if not self.modified:
+            self.modified = True
+            self.status.modified = True
+            self.status.refresh_status()
+        if self._word_timer is not None:
+            self._word_timer.stop()
+        self._word_timer = self.set_timer(0.3, self._update_words)
+
+    def _update_words(self) -> None:
+        self.status.words = len(self.editor.text.split())
+        self.status.refresh_status()
+
+    def action_save(self) -> bool:
+        """Save atomically (Ctrl+S). On failure the text stays in the editor and a message
+        says why. Returns True if the file was written."""
+        try:
+            save_document(self.path, self.editor.text, self.fmt)
+        except DocumentError as exc:
+            self.notify(str(exc), title="Not saved", severity="error", timeout=10)
+            return False
+        self.modified = False
+        self.status.modified = False
+        self.status.refresh_status()
+        self.notify(f"Saved {self.path.name}", timeout=2)
+        return True
+
+    async def action_quit(self) -> None:
+        """Quit (Ctrl+Q); asks first when there are unsaved changes."""
+        if not self.modified:
+            self._shut_down()
+            return
+
+        def decided(choice: str | None) -> None:
+            if choice == "save" and self.action_save():
+                self._shut_down()
+            elif choice == "discard":
+                self._shut_down()
+
+        self.push_screen(QuitScreen(self.path.name), decided)
+
+    def _shut_down(self) -> None:
+        self.store.remember_document(str(self.path), *self.editor.cursor_location)
+        if self.engine is not None:
+            self.engine.stop()
+        self.exit()
+
+    def action_toggle_suggestions(self) -> None:
+        """Turn suggestions on or off for this session (Ctrl+G)."""
+        self.editor.suggestions_enabled = not self.editor.suggestions_enabled and self.model_ready
+        if not self.editor.suggestions_enabled and self.editor.suggestion:
+            self.editor.action_reject_suggestion()
+        self.notify("Suggestions " + ("on" if self.editor.suggestions_enabled else "off"), timeout=2)
+
+    def action_suggest_now(self) -> None:
+        """Ask for a suggestion at the cursor now, without waiting for the idle pause."""
+        self.editor._idle()
+
+    # --- the command palette -------------------------------------------------------------
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        commands = [
+            ("Save", "Write the file to disk (Ctrl+S)", "app.save"),
+            ("Quit", "Leave tinymorph, asking about unsaved changes (Ctrl+Q)", "app.quit"),
+            ("Suggest now", "Ask the model for a continuation at the cursor", "app.suggest_now"),
+            ("Toggle suggestions", "Turn ghost text on or off (Ctrl+G)", "app.toggle_suggestions"),
+            ("Accept suggestion", "Insert the whole ghost text (Tab)", "accept_suggestion"),
+            ("Accept next word", "Insert the ghost text's next word (Ctrl+Right)", "accept_word"),
+            ("Reject suggestion", "Drop the ghost text (Esc)", "reject_suggestion"),
+            ("Next alternative", "Show the next sampled continuation (Alt+])", "next_alternative"),
+            ("Previous alternative", "Show the previous continuation (Alt+[)", "previous_alternative"),
+            ("Undo", "Undo the last edit (Ctrl+Z)", "undo"),
+            ("Redo", "Redo (Ctrl+Y)", "redo"),
+        ]
+        for title, help_text, action in commands:
+            # run_action resolves "app." actions on the app and others on the editor, and
+            # treats SkipAction (nothing to accept, say) as a no-op.
+            yield SystemCommand(title, help_text, partial(self.run_action, action, self.editor))
+
+
+def make_app(
+    path: Path,
+    settings: Settings,
+    store: Store,
+    engine_factory: EngineFactory | None,
+    themes_dir: Path,
+) -> TinymorphApp:
+    """Build the app for `path`: read the file (raises DocumentError if it cannot be edited
+    safely) and the themes (raises ConfigError for a bad theme file). Shared by CLI and tests."""
+    text, fmt = load_document(path)
+    return TinymorphApp(path, text, fmt, settings, store, engine_factory, load_themes(themes_dir))

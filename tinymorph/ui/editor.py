@@ -1,0 +1,236 @@
+"""The editor widget: Textual's TextArea with model suggestions as ghost text.
+
+Owns: when to ask for a suggestion (after an idle pause, at a line end or before whitespace),
+showing it with `TextArea.suggestion`, accepting it (all, or a word), rejecting it, cycling
+alternatives, and dropping it when the cursor moves. Asks through messages; never talks to the
+worker itself.
+"""
+
+from textual import events
+from textual.actions import SkipAction
+from textual.binding import Binding
+from textual.timer import Timer
+from textual.widgets import TextArea
+from textual.widgets.text_area import Selection
+
+from tinymorph.engine.continuation import can_suggest_at
+from tinymorph.suggestions import SuggestionMemory, context_window, next_word
+from tinymorph.ui.messages import SuggestionEnded, SuggestionWanted
+
+# Characters of text before the cursor kept to match a worker's answer with the text.
+MATCH_CHARS = 200
+
+
+class SuggestingEditor(TextArea):
+    """A TextArea that shows continuations from the model as dimmed ghost text.
+
+    Tab accepts all (and indents when there is nothing to accept), Ctrl+Right the next word,
+    Esc rejects; Alt+] / Alt+[ (or Ctrl+Down / Ctrl+Up) cycle alternatives. Typing the
+    suggestion's next characters keeps the rest; moving the cursor drops it.
+    """
+
+    BINDINGS = [
+        Binding("tab", "accept_suggestion", "Accept", priority=True, id="accept_suggestion"),
+        Binding("ctrl+right", "accept_word", "Accept word", priority=True, show=False, id="accept_word"),
+        Binding("escape", "reject_suggestion", "Reject", priority=True, show=False, id="reject_suggestion"),
+        Binding("alt+right_square_bracket,ctrl+down", "next_alternative", "Next alt.",
+                priority=True, id="next_alternative"),
+        Binding("alt+left_square_bracket,ctrl+up", "previous_alternative", "Prev. alt.",
+                priority=True, show=False, id="previous_alternative"),
+    ]
+
+    DEFAULT_CSS = """
+    SuggestingEditor .text-area--suggestion {
+        color: $tinymorph-ghost;
+        text-style: italic;
+    }
+    """
+
+    def __init__(self, text: str, *, idle_delay_ms: int, context_chars: int, **kwargs) -> None:
+        super().__init__(text, language="markdown", soft_wrap=True, tab_behavior="indent", **kwargs)
+        self.idle_delay_s = idle_delay_ms / 1000
+        self.context_chars = context_chars
+        self.suggestions_enabled = False
+        self.memory = SuggestionMemory()
+        self.alternatives: tuple[str, ...] = ()
+        self.alternative_index = 0
+        self._typed = ""  # characters of the shown suggestion the writer has typed or accepted
+        self._accepted_chars = 0
+        self._moving_by_edit = False
+        self._idle_timer: Timer | None = None
+        self._pending_before: str | None = None
+
+    # --- asking --------------------------------------------------------------------------
+
+    def before_cursor(self, chars: int = MATCH_CHARS) -> str:
+        """The last `chars` characters before the cursor."""
+        row, column = self.cursor_location
+        parts = [self.document[row][:column]]
+        size = len(parts[0])
+        while size < chars and row > 0:
+            row -= 1
+            parts.append(self.document[row] + "\n")
+            size += len(parts[-1])
+        return "".join(reversed(parts))[-chars:]
+
+    def schedule_suggestion(self) -> None:
+        """(Re)start the idle timer; when it fires, ask for a suggestion if one fits."""
+        if self._idle_timer is not None:
+            self._idle_timer.stop()
+        if self.suggestions_enabled:
+            self._idle_timer = self.set_timer(self.idle_delay_s, self._idle)
+
+    def _idle(self) -> None:
+        self._idle_timer = None
+        if self.suggestion or not self.selection.is_empty or self.read_only:
+            return
+        row, column = self.cursor_location
+        if not can_suggest_at(self.document[row], column):
+            return
+        before = self.before_cursor()
+        if not before.strip():
+            return
+        recalled = self.memory.recall(before)
+        if recalled:
+            self.show_alternatives(recalled, before)
+            return
+        cursor_index = self.document.get_index_from_location(self.cursor_location)
+        start = context_window(cursor_index, self.context_chars)
+        text = self.document.get_text_range(self.document.get_location_from_index(start), self.cursor_location)
+        self._pending_before = before
+        self.post_message(SuggestionWanted(text, start, before))
+
+    # --- showing -------------------------------------------------------------------------
+
+    def offer(self, before: str, text: str, final: bool, alternatives: tuple[str, ...] = ()) -> bool:
+        """Show the worker's answer for the text `before` the cursor, if it still fits.
+        Streaming calls pass `final=False` and the growing first alternative as `text`."""
+        if before != self._pending_before or self.before_cursor() != before or not self.selection.is_empty:
+            return False
+        if final:
+            self._pending_before = None
+            self.memory.remember(before, alternatives)
+            if alternatives:
+                self.show_alternatives(alternatives, before)
+            elif self.suggestion:
+                self.suggestion = ""
+            return True
+        if text and not self.alternatives:
+            self.suggestion = text
+        return True
+
+    def show_alternatives(self, alternatives: tuple[str, ...], before: str) -> None:
+        self.alternatives = alternatives
+        self.alternative_index = 0
+        self._typed = ""
+        self._accepted_chars = 0
+        self.suggestion = alternatives[0]
+
+    def _end(self, outcome: str) -> None:
+        if self.alternatives:
+            self.post_message(
+                SuggestionEnded(outcome, self.alternative_index, len(self.alternatives), self._accepted_chars)
+            )
+        self.alternatives = ()
+        self._typed = ""
+        self._accepted_chars = 0
+        self.suggestion = ""
+
+    # --- actions -------------------------------------------------------------------------
+
+    def action_accept_suggestion(self) -> None:
+        """Insert the whole suggestion (Tab). Without one, Tab indents."""
+        if not self.suggestion:
+            raise SkipAction()
+        self._accepted_chars += len(self.suggestion)
+        self.insert(self.suggestion)  # edit() sees the whole suggestion inserted and ends it
+
+    def action_accept_word(self) -> None:
+        """Insert the suggestion's next word (Ctrl+Right). Without one, move a word right."""
+        if not self.suggestion:
+            raise SkipAction()
+        word = next_word(self.suggestion)
+        self._accepted_chars += len(word)
+        self.insert(word)  # edit() trims the suggestion by the inserted word
+
+    def action_reject_suggestion(self) -> None:
+        """Drop the suggestion (Esc)."""
+        if not self.suggestion:
+            raise SkipAction()
+        self._end("partially_accepted" if self._accepted_chars else "rejected")
+
+    def _cycle(self, step: int) -> None:
+        if len(self.alternatives) < 2 or not self.suggestion:
+            raise SkipAction()
+        n = len(self.alternatives)
+        for k in range(1, n + 1):
+            index = (self.alternative_index + step * k) % n
+            candidate = self.alternatives[index]
+            if candidate.startswith(self._typed) and len(candidate) > len(self._typed):
+                self.alternative_index = index
+                self.suggestion = candidate[len(self._typed) :]
+                return
+
+    def action_next_alternative(self) -> None:
+        """Show the next alternative (Alt+] or Ctrl+Down)."""
+        self._cycle(+1)
+
+    def action_previous_alternative(self) -> None:
+        """Show the previous alternative (Alt+[ or Ctrl+Up)."""
+        self._cycle(-1)
+
+    # --- keeping the suggestion in step with edits and cursor moves ----------------------
+
+    def edit(self, edit):  # type: ignore[no-untyped-def]
+        """Textual trims the suggestion when the inserted text is its start, and clears it
+        otherwise; tinymorph also tracks what was typed, to cycle and to record outcomes."""
+        had = self.suggestion
+        self._moving_by_edit = True
+        try:
+            result = super().edit(edit)
+        finally:
+            self._moving_by_edit = False
+        if had and self.suggestion and had.startswith(edit.text):
+            self._typed += edit.text
+        elif had and not self.suggestion:
+            # Either all of it went in (Tab, the last word, or typed to the end) or the writer
+            # typed something else.
+            self._end(
+                "accepted" if had == edit.text
+                else "partially_accepted" if self._accepted_chars
+                else "dropped"
+            )
+        self.schedule_suggestion()
+        return result
+
+    def undo(self) -> None:
+        self._drop_on_history_change(super().undo)
+
+    def redo(self) -> None:
+        self._drop_on_history_change(super().redo)
+
+    def _drop_on_history_change(self, change) -> None:  # type: ignore[no-untyped-def]
+        self._moving_by_edit = True
+        try:
+            change()
+        finally:
+            self._moving_by_edit = False
+        if self.suggestion:
+            self._end("dropped")
+        self.schedule_suggestion()
+
+    def _watch_selection(self, previous_selection: Selection, selection: Selection) -> None:
+        super()._watch_selection(previous_selection, selection)
+        if not self._moving_by_edit and previous_selection != selection:
+            if self.suggestion:
+                self._end("dropped")
+            self._pending_before = None
+            self.schedule_suggestion()
+
+    async def _on_key(self, event: events.Key) -> None:
+        # In an editor Esc never moves focus away (TextArea's indent mode would).
+        if event.key == "escape":
+            event.stop()
+            event.prevent_default()
+            return
+        await super()._on_key(event)

@@ -1,0 +1,35 @@
+"""Textual messages of tinymorph's UI: small, named in the past tense."""
+
+from dataclasses import dataclass
+
+from textual.message import Message
+
+from tinymorph.engine.protocol import Event
+
+
+@dataclass
+class EngineReported(Message):
+    """The worker (or the client watching it) sent an event; delivered on the UI thread."""
+
+    event: Event
+
+
+@dataclass
+class SuggestionWanted(Message):
+    """The editor has been idle at a place where a suggestion fits."""
+
+    text: str
+    """The text sent to the model: from `text_start` to the cursor."""
+    text_start: int
+    before: str
+    """The last characters before the cursor, to match the answer with the text."""
+
+
+@dataclass
+class SuggestionEnded(Message):
+    """A shown suggestion is gone: accepted, partly accepted, rejected or dropped."""
+
+    outcome: str
+    alternative_index: int
+    alternatives: int
+    accepted_chars: int

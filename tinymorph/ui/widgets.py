@@ -1,0 +1,64 @@
+"""Small widgets: the status bar and the unsaved-changes dialog."""
+
+from textual.app import ComposeResult
+from textual.containers import Grid
+from textual.screen import ModalScreen
+from textual.widgets import Button, Label, Static
+
+
+class StatusBar(Static):
+    """One line: file, saved/modified, words, model state, last suggestion latency."""
+
+    DEFAULT_CSS = """
+    StatusBar {
+        dock: bottom;
+        height: 1;
+        background: $panel;
+        color: $foreground;
+        padding: 0 1;
+    }
+    """
+
+    def __init__(self, file_name: str) -> None:
+        super().__init__("", id="status")
+        self.file_name = file_name
+        self.modified = False
+        self.words = 0
+        self.model_state = "model: starting"
+        self.latency = ""
+
+    def refresh_status(self) -> None:
+        saved = "modified" if self.modified else "saved"
+        parts = [self.file_name, saved, f"{self.words} words", self.model_state]
+        if self.latency:
+            parts.append(self.latency)
+        self.update("  ·  ".join(parts))
+
+
+class QuitScreen(ModalScreen[str]):
+    """Asks what to do with unsaved changes; dismisses with "save", "discard" or "cancel"."""
+
+    DEFAULT_CSS = """
+    QuitScreen { align: center middle; }
+    QuitScreen > Grid {
+        grid-size: 3 2; grid-gutter: 1 2; padding: 1 2;
+        width: 72; height: 11; border: thick $primary; background: $surface;
+    }
+    QuitScreen Label { column-span: 3; width: 1fr; content-align: center middle; height: 3; }
+    QuitScreen Button { width: 100%; }
+    """
+    BINDINGS = [("escape", "dismiss('cancel')", "Cancel")]
+
+    def __init__(self, file_name: str) -> None:
+        super().__init__()
+        self.file_name = file_name
+
+    def compose(self) -> ComposeResult:
+        with Grid():
+            yield Label(f"{self.file_name} has unsaved changes.")
+            yield Button("Save and quit", variant="primary", id="save")
+            yield Button("Quit without saving", variant="error", id="discard")
+            yield Button("Cancel", id="cancel")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id or "cancel")
