@@ -13,7 +13,7 @@ from tinymorph import __version__
 from tinymorph.config import MAX_CONTEXT_TOKENS, Settings, load_settings
 from tinymorph.engine.client import EngineClient
 from tinymorph.engine.manifest import ModelManifest, resolve_model
-from tinymorph.engine.protocol import Event, WorkerConfig
+from tinymorph.engine.protocol import WorkerConfig
 from tinymorph.errors import TinymorphError
 from tinymorph.paths import AppPaths, app_paths, package_data_dir
 from tinymorph.store import Store
@@ -93,16 +93,15 @@ def run_editor(argv: list[str]) -> int:
     settings = _settings(args, paths)
     path = args.path.expanduser().absolute()
     store = Store(paths.database)
-    engine_factory = None
+    engine = None
     if settings.suggestions:
-        config = worker_config(settings, paths, resolve_model(settings.model, settings.hub_model))
-        engine_factory = lambda on_event: EngineClient(config, on_event)  # noqa: E731
-    app = make_app(path, settings, store, engine_factory, package_data_dir("themes"))
+        engine = EngineClient(worker_config(settings, paths, resolve_model(settings.model, settings.hub_model)))
+    app = make_app(path, settings, store, engine, package_data_dir("themes"))
     try:
         app.run()
     finally:
         store.close()
-    return 0
+    return app.return_code or 0
 
 
 def run_model_command(argv: list[str]) -> int:
@@ -147,5 +146,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
 
-
-__all__ = ["Event", "main"]

@@ -12,6 +12,7 @@ import itertools
 import multiprocessing
 import queue
 import threading
+from multiprocessing import resource_tracker
 from collections.abc import Callable
 from multiprocessing.context import SpawnProcess
 
@@ -39,10 +40,14 @@ def _child_entry(config: WorkerConfig, requests: "queue.Queue[Request]", events:
 class EngineClient:
     """Owns one worker process at a time (spawned, never forked: the UI has threads)."""
 
-    def __init__(self, config: WorkerConfig, on_event: Callable[[Event], None]) -> None:
+    def __init__(self, config: WorkerConfig) -> None:
+        """Build the client; no process starts until `start`. Create it before a Textual app
+        runs: multiprocessing's resource tracker is started here, because under Textual
+        `sys.stderr` has no file descriptor and the tracker cannot start."""
         self.config = config
-        self.on_event = on_event
+        self.on_event: Callable[[Event], None] = lambda _event: None
         self._ctx = multiprocessing.get_context("spawn")
+        resource_tracker.ensure_running()
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -61,8 +66,10 @@ class EngineClient:
     def next_request_id(self) -> int:
         return next(self._ids)
 
-    def start(self) -> None:
-        """Start the worker process and the thread that reads its events. Returns at once."""
+    def start(self, on_event: Callable[[Event], None]) -> None:
+        """Start the worker process and the thread that reads its events, which calls
+        `on_event` for each. Returns at once."""
+        self.on_event = on_event
         self._spawn()
         self._thread = threading.Thread(target=self._pump, name="tinymorph-engine-events", daemon=True)
         self._thread.start()

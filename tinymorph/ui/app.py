@@ -46,13 +46,11 @@ CHARS_PER_CONTEXT_TOKEN = 6
 class Engine(Protocol):
     """What the app needs from the engine client (engine.client.EngineClient, or a fake)."""
 
-    def start(self) -> None: ...
+    def start(self, on_event: Callable[[Event], None]) -> None: ...
     def request(self, req: SuggestRequest) -> None: ...
     def stop(self, timeout: float = 3.0) -> None: ...
     def next_request_id(self) -> int: ...
 
-
-EngineFactory = Callable[[Callable[[Event], None]], Engine]
 
 
 @dataclass
@@ -65,6 +63,9 @@ class TinymorphApp(App[None]):
     """tinymorph's editor on one file."""
 
     TITLE = "tinymorph"
+    CSS = """
+    #editor { height: 1fr; }
+    """
     BINDINGS = [
         Binding("ctrl+s", "save", "Save", id="save"),
         Binding("ctrl+q", "quit", "Quit", priority=True, id="quit"),
@@ -78,7 +79,7 @@ class TinymorphApp(App[None]):
         fmt: DocumentFormat,
         settings: Settings,
         store: Store,
-        engine_factory: EngineFactory | None,
+        engine: Engine | None,
         themes: list[Theme],
     ) -> None:
         super().__init__()
@@ -86,8 +87,7 @@ class TinymorphApp(App[None]):
         self.fmt = fmt
         self.settings = settings
         self.store = store
-        self.engine_factory = engine_factory
-        self.engine: Engine | None = None
+        self.engine = engine
         self.model_ready = False
         self.model_name = ""
         self._themes = themes
@@ -125,9 +125,8 @@ class TinymorphApp(App[None]):
         self.store.remember_document(str(self.path), *self.editor.cursor_location)
         self.editor.focus()
         self._update_words()
-        if self.settings.suggestions and self.engine_factory is not None:
-            self.engine = self.engine_factory(lambda event: self.post_message(EngineReported(event)))
-            self.engine.start()
+        if self.settings.suggestions and self.engine is not None:
+            self.engine.start(lambda event: self.post_message(EngineReported(event)))
             self._set_model_state("model: starting")
         else:
             self._set_model_state("suggestions off")
@@ -297,10 +296,10 @@ def make_app(
     path: Path,
     settings: Settings,
     store: Store,
-    engine_factory: EngineFactory | None,
+    engine: Engine | None,
     themes_dir: Path,
 ) -> TinymorphApp:
     """Build the app for `path`: read the file (raises DocumentError if it cannot be edited
     safely) and the themes (raises ConfigError for a bad theme file). Shared by CLI and tests."""
     text, fmt = load_document(path)
-    return TinymorphApp(path, text, fmt, settings, store, engine_factory, load_themes(themes_dir))
+    return TinymorphApp(path, text, fmt, settings, store, engine, load_themes(themes_dir))

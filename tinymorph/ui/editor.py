@@ -41,24 +41,26 @@ class SuggestingEditor(TextArea):
 
     DEFAULT_CSS = """
     SuggestingEditor .text-area--suggestion {
-        color: $tinymorph-ghost;
+        color: $foreground 50%;
         text-style: italic;
     }
     """
 
     def __init__(self, text: str, *, idle_delay_ms: int, context_chars: int, **kwargs) -> None:
+        # Set before TextArea.__init__: it moves the selection, which calls _watch_selection.
+        self._moving_by_edit = True
+        self.suggestions_enabled = False
+        self.alternatives: tuple[str, ...] = ()
+        self._idle_timer: Timer | None = None
+        self._pending_before: str | None = None
         super().__init__(text, language="markdown", soft_wrap=True, tab_behavior="indent", **kwargs)
         self.idle_delay_s = idle_delay_ms / 1000
         self.context_chars = context_chars
-        self.suggestions_enabled = False
         self.memory = SuggestionMemory()
-        self.alternatives: tuple[str, ...] = ()
         self.alternative_index = 0
         self._typed = ""  # characters of the shown suggestion the writer has typed or accepted
         self._accepted_chars = 0
         self._moving_by_edit = False
-        self._idle_timer: Timer | None = None
-        self._pending_before: str | None = None
 
     # --- asking --------------------------------------------------------------------------
 
