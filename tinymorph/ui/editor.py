@@ -187,6 +187,10 @@ class SuggestingEditor(TextArea):
         """Textual trims the suggestion when the inserted text is its start, and clears it
         otherwise; tinymorph also tracks what was typed, to cycle and to record outcomes."""
         had = self.suggestion
+        if had and edit.from_location != edit.to_location:
+            # A deletion (or a replacement) inserts "", which every suggestion starts with, so
+            # Textual would keep ghost text that no longer fits the text before it.
+            self.suggestion = ""
         self._moving_by_edit = True
         try:
             result = super().edit(edit)
