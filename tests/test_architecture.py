@@ -30,7 +30,10 @@ def test_only_ui_imports_textual(path: Path):
     assert not any(m == "textual" or m.startswith("textual.") for m in imports(path))
 
 
-@pytest.mark.parametrize("path", modules("store") + [PACKAGE / n for n in ("domain.py", "errors.py", "paths.py", "config.py", "document.py")])
+CORE = ("domain.py", "errors.py", "paths.py", "config.py", "document.py")
+
+
+@pytest.mark.parametrize("path", modules("store") + [PACKAGE / n for n in CORE])
 def test_store_and_core_never_import_heavy_libraries(path: Path):
     assert not any(m.split(".")[0] in HEAVY for m in imports(path))
 
@@ -46,6 +49,9 @@ def test_base_modules_import_nothing_of_ours(path: Path):
 
 
 def test_the_ui_process_never_loads_torch():
-    code = "import sys, tinymorph.cli, tinymorph.ui.app; print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    code = (
+        "import sys, tinymorph.cli, tinymorph.ui.app; "
+        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

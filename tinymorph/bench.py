@@ -12,7 +12,6 @@ Prose comes from text built into the code, so the benchmark needs no corpus.
 import argparse
 import asyncio
 import gc
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -104,9 +103,9 @@ async def _keystrokes(with_model: bool, model: str, keys: int) -> list[float]:
             latencies.append((time.perf_counter() - t0) * 1000)
             # Every keystroke asks anew (idle delay 0), so the worker generates throughout.
             await pilot.pause(0.02)
-        await pilot.press("ctrl+q")
-        if isinstance(app.screen, type(app.screen)) and app.is_running:
-            app.exit()
+        app.exit()
+    if engine is not None:
+        engine.stop()
     return latencies
 
 
@@ -174,7 +173,8 @@ def _write(out: Path, rows: list[dict], idle: list[float], busy: list[float], ar
         "| case | p50 | p99 | p99 ratio to no model |",
         "|---|---|---|---|",
         f"| no model | {pct(idle, 50):.1f} ms | {pct(idle, 99):.1f} ms | 1.00 |",
-        f"| worker generating | {pct(busy, 50):.1f} ms | {pct(busy, 99):.1f} ms | {pct(busy, 99) / pct(idle, 99):.2f} |",
+        f"| worker generating | {pct(busy, 50):.1f} ms | {pct(busy, 99):.1f} ms "
+        f"| {pct(busy, 99) / pct(idle, 99):.2f} |",
         "",
     ]
     out.parent.mkdir(parents=True, exist_ok=True)

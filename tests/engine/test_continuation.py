@@ -24,7 +24,9 @@ def test_cut_continuation(raw, finished, expected):
     assert cut_continuation(raw, finished) == expected
 
 
-@pytest.mark.parametrize(("line", "column", "ok"), [("abc", 3, True), ("ab cd", 2, True), ("abcd", 2, False), ("", 0, True)])
+@pytest.mark.parametrize(
+    ("line", "column", "ok"), [("abc", 3, True), ("ab cd", 2, True), ("abcd", 2, False), ("", 0, True)]
+)
 def test_no_suggestions_in_the_middle_of_a_word(line, column, ok):
     assert can_suggest_at(line, column) is ok
 

@@ -94,7 +94,8 @@ def test_steering_adds_the_vector_everywhere_but_bos(lm):
 
 def test_steering_changes_the_next_token_distribution(lm):
     gen = Generator(lm, 31)
-    plain = gen.suggest(SuggestRequest(1, "hello wor", alternatives=1, temperature=0, max_new_tokens=8), lambda: False, lambda *_: None)
+    plain_req = SuggestRequest(1, "hello wor", alternatives=1, temperature=0, max_new_tokens=8)
+    plain = gen.suggest(plain_req, lambda: False, lambda *_: None)
     direction = tuple(float(i == 5) for i in range(64))
     req = SuggestRequest(2, "hello wor", steering=SteeringSpec((SteeringTerm(direction, 8.0),)),
                          alternatives=1, temperature=0, max_new_tokens=8)

@@ -6,8 +6,6 @@ import signal
 import time
 from pathlib import Path
 
-import pytest
-
 from tinymorph.engine import client as client_module
 from tinymorph.engine.client import EngineClient
 from tinymorph.engine.manifest import ModelManifest

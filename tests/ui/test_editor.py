@@ -4,12 +4,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.ui.fakes import ScriptedEngine
 from tinymorph.config import Settings
 from tinymorph.paths import package_data_dir
 from tinymorph.store import Store
 from tinymorph.ui.app import TinymorphApp, make_app
 from tinymorph.ui.widgets import QuitScreen
-from tests.ui.fakes import ScriptedEngine
 
 
 def build(path: Path, store: Store, engine=None, **settings) -> TinymorphApp:
@@ -233,3 +233,11 @@ async def test_keybindings_come_from_settings(notes, store):
         await ghost_text(pilot, app)
         await pilot.press("ctrl+l")
         assert app.editor.text.endswith("the sea was calm.")
+
+
+async def test_an_idle_delay_of_zero_works(notes, store):
+    app = build(notes, store, idle_delay_ms=0)
+    async with app.run_test() as pilot:
+        app.editor.move_cursor(app.editor.document.end)
+        assert await ghost_text(pilot, app) == " the sea was calm."
+        await pilot.press("x")

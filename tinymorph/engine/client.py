@@ -12,8 +12,8 @@ import itertools
 import multiprocessing
 import queue
 import threading
-from multiprocessing import resource_tracker
 from collections.abc import Callable
+from multiprocessing import resource_tracker
 from multiprocessing.context import SpawnProcess
 
 from tinymorph.engine.protocol import (
@@ -32,7 +32,7 @@ BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 
 def _child_entry(config: WorkerConfig, requests: "queue.Queue[Request]", events: "queue.Queue[Event]") -> None:
     # Imported here, in the child process only: importing it pulls in torch.
-    from tinymorph.engine.worker import worker_main  # noqa: PLC0415
+    from tinymorph.engine.worker import worker_main
 
     worker_main(config, requests, events)
 

@@ -11,7 +11,6 @@ import importlib
 import json
 import os
 import shutil
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass

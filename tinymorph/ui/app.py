@@ -34,8 +34,8 @@ from tinymorph.engine.protocol import (
 from tinymorph.errors import DocumentError
 from tinymorph.store import Store
 from tinymorph.ui.editor import SuggestingEditor
-from tinymorph.ui.themes import load_themes
 from tinymorph.ui.messages import EngineReported, SuggestionEnded, SuggestionWanted
+from tinymorph.ui.themes import load_themes
 from tinymorph.ui.widgets import QuitScreen, StatusBar
 
 # Characters sent to the worker per token of context: generous, since the worker trims to
@@ -168,11 +168,15 @@ class TinymorphApp(App[None]):
         elif isinstance(event, WorkerFailed):
             self._model_down()
             self._set_model_state(f"model: error ({event.message})")
-            self.notify(f"{event.message}\nEditing works; suggestions are off.", title="Model", severity="error", timeout=10)
+            self.notify(
+                f"{event.message}\nEditing works; suggestions are off.", title="Model", severity="error", timeout=10
+            )
         elif isinstance(event, WorkerDied):
             self._model_down()
             self._set_model_state(f"model: stopped (exit {event.exitcode}); restarting in {event.restart_in_s:.0f} s")
-            self.notify("The model process stopped. Your text is safe; restarting it.", title="Model", severity="warning")
+            self.notify(
+                "The model process stopped. Your text is safe; restarting it.", title="Model", severity="warning"
+            )
 
     def _model_down(self) -> None:
         self.model_ready = False
@@ -245,9 +249,7 @@ class TinymorphApp(App[None]):
             return
 
         def decided(choice: str | None) -> None:
-            if choice == "save" and self.action_save():
-                self._shut_down()
-            elif choice == "discard":
+            if (choice == "save" and self.action_save()) or choice == "discard":
                 self._shut_down()
 
         self.push_screen(QuitScreen(self.path.name), decided)

@@ -80,7 +80,8 @@ class SuggestingEditor(TextArea):
         if self._idle_timer is not None:
             self._idle_timer.stop()
         if self.suggestions_enabled:
-            self._idle_timer = self.set_timer(self.idle_delay_s, self._idle)
+            # Textual's timers divide by their delay: a 0 ms setting becomes 1 ms.
+            self._idle_timer = self.set_timer(max(self.idle_delay_s, 0.001), self._idle)
 
     def _idle(self) -> None:
         self._idle_timer = None
