@@ -51,5 +51,5 @@ def test_an_unknown_model_names_the_choices(tmp_path: Path):
     with pytest.raises(ModelError, match="gemma3-270m"):
         resolve_model("no-such-model")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ModelError, match="no config.json"):
+    with pytest.raises(ModelError, match=r"no config\.json"):
         resolve_model(str(tmp_path / "empty"))

@@ -175,9 +175,7 @@ def prepare_model(manifest: ModelManifest, cache_dir: Path, progress: Progress) 
     pypi-gguf: `cache_dir/<name>` holds the bf16 copy; it is rebuilt when missing or damaged.
     local: the directory itself. hub: the id is returned as is (loaded through the Hub cache).
     """
-    if manifest.kind == "local":
-        return Path(manifest.location)
-    if manifest.kind == "hub":
+    if manifest.kind in ("local", "hub"):
         return Path(manifest.location)
     target = cache_dir / manifest.name
     progress("checking the cached model", None)

@@ -95,7 +95,7 @@ class SuggestingEditor(TextArea):
             return
         recalled = self.memory.recall(before)
         if recalled:
-            self.show_alternatives(recalled, before)
+            self.show_alternatives(recalled)
             return
         cursor_index = self.document.get_index_from_location(self.cursor_location)
         start = context_window(cursor_index, self.context_chars)
@@ -114,7 +114,7 @@ class SuggestingEditor(TextArea):
             self._pending_before = None
             self.memory.remember(before, alternatives)
             if alternatives:
-                self.show_alternatives(alternatives, before)
+                self.show_alternatives(alternatives)
             elif self.suggestion:
                 self.suggestion = ""
             return True
@@ -122,7 +122,7 @@ class SuggestingEditor(TextArea):
             self.suggestion = text
         return True
 
-    def show_alternatives(self, alternatives: tuple[str, ...], before: str) -> None:
+    def show_alternatives(self, alternatives: tuple[str, ...]) -> None:
         self.alternatives = alternatives
         self.alternative_index = 0
         self._typed = ""
