@@ -86,8 +86,7 @@ def test_steering_adds_the_vector_everywhere_but_bos(lm):
     plain, steered_out = captured[0][0], after[0][0]  # (T, d)
     assert torch.equal(steered_out[0], plain[0])  # BOS untouched
     delta = steered_out[1:] - plain[1:]
-    expected = vector / 1.0
-    torch.testing.assert_close(delta, expected.expand_as(delta), atol=1e-3, rtol=1e-3)
+    torch.testing.assert_close(delta, vector.expand_as(delta), atol=1e-3, rtol=1e-3)
     assert vector.norm().item() == pytest.approx(2.0 * lm.median_norm, rel=1e-5)
     assert not layer._forward_hooks  # every hook removed
 
