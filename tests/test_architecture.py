@@ -30,7 +30,7 @@ def test_only_ui_imports_textual(path: Path):
     assert not any(m == "textual" or m.startswith("textual.") for m in imports(path))
 
 
-CORE = ("domain.py", "errors.py", "paths.py", "config.py", "document.py")
+CORE = ("domain.py", "errors.py", "paths.py", "config.py", "document.py", "features.py")
 
 
 @pytest.mark.parametrize("path", modules("store") + [PACKAGE / n for n in CORE])
@@ -38,7 +38,7 @@ def test_store_and_core_never_import_heavy_libraries(path: Path):
     assert not any(m.split(".")[0] in HEAVY for m in imports(path))
 
 
-@pytest.mark.parametrize("path", modules("engine"))
+@pytest.mark.parametrize("path", modules("engine") + modules("sae"))
 def test_engine_never_imports_ui_or_store(path: Path):
     assert not any(m.startswith(("tinymorph.ui", "tinymorph.store")) for m in imports(path))
 

@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 from tinymorph import __version__
-from tinymorph.config import MAX_CONTEXT_TOKENS, Settings, load_settings
+from tinymorph.cli_common import add_model_options, load_cli_model, settings_from_args
+from tinymorph.config import Settings
 from tinymorph.engine.client import EngineClient
 from tinymorph.engine.manifest import ModelManifest, resolve_model
 from tinymorph.engine.protocol import WorkerConfig
@@ -18,7 +19,7 @@ from tinymorph.errors import TinymorphError
 from tinymorph.paths import AppPaths, app_paths, package_data_dir
 from tinymorph.store import Store
 
-SUBCOMMANDS = ("model", "bench")
+SUBCOMMANDS = ("model", "sae", "features", "bench")
 
 
 def _editor_parser() -> argparse.ArgumentParser:
@@ -47,32 +48,6 @@ def _editor_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_model_options(parser: argparse.ArgumentParser) -> None:
-    """The options that choose the model, shared by the editor, `model` and `bench`."""
-    parser.add_argument(
-        "--model", help="a model manifest name from models/ (default gemma3-270m) or a local "
-        "transformers model directory",
-    )
-    parser.add_argument(
-        "--hub-model", metavar="ID", help="download this Hugging Face Hub model id; the only "
-        "option that lets tinymorph use the network",
-    )
-    parser.add_argument(
-        "--context-tokens", type=int,
-        help=f"tokens before the cursor the model sees, BOS included (default and max {MAX_CONTEXT_TOKENS})",
-    )
-
-
-def _settings(args: argparse.Namespace, paths: AppPaths) -> Settings:
-    overrides = {
-        key: getattr(args, key, None)
-        for key in ("model", "hub_model", "context_tokens", "theme", "idle_delay_ms",
-                    "max_new_tokens", "alternatives", "temperature", "suggestions")
-    }
-    config_file = getattr(args, "config", None) or paths.config_file
-    return load_settings(config_file, overrides=overrides)
-
-
 def worker_config(settings: Settings, paths: AppPaths, manifest: ModelManifest) -> WorkerConfig:
     """The worker's start-up configuration for these settings."""
     paths.cache_dir.mkdir(parents=True, exist_ok=True)
@@ -90,7 +65,7 @@ def run_editor(argv: list[str]) -> int:
 
     args = _editor_parser().parse_args(argv)
     paths = app_paths()
-    settings = _settings(args, paths)
+    settings = settings_from_args(args, paths)
     path = args.path.expanduser().absolute()
     store = Store(paths.database)
     engine = None
@@ -105,27 +80,15 @@ def run_editor(argv: list[str]) -> int:
 
 
 def run_model_command(argv: list[str]) -> int:
-    from rich.progress import Progress
-
-    from tinymorph.engine.model import load_model
+    from rich.console import Console
 
     parser = argparse.ArgumentParser(prog="tinymorph model", description="Manage the local model.")
     parser.add_argument("action", choices=["prepare"], help="prepare: build (or check) the local model copy now")
     add_model_options(parser)
     args = parser.parse_args(argv)
-    paths = app_paths()
-    settings = _settings(args, paths)
-    manifest = resolve_model(settings.model, settings.hub_model)
-    with Progress() as progress:
-        task = progress.add_task(f"{manifest.name}: starting", total=1.0)
-
-        def report(stage: str, fraction: float | None) -> None:
-            progress.update(task, description=f"{manifest.name}: {stage}", completed=fraction or 0)
-
-        lm = load_model(manifest, paths.models_cache, report)
-        progress.update(task, description=f"{manifest.name}: ready", completed=1.0)
+    lm, _manifest = load_cli_model(args, Console(stderr=True))
     print(f"{lm.name}: hook layer {lm.hook_layer}, d_model {lm.d_model}, "
-          f"median residual norm {lm.median_norm:.1f}; cache in {paths.models_cache}")
+          f"median residual norm {lm.median_norm:.1f}; cache in {app_paths().models_cache}")
     return 0
 
 
@@ -135,6 +98,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv and argv[0] == "model":
             return run_model_command(argv[1:])
+        if argv and argv[0] == "sae":
+            from tinymorph.commands.sae import main as sae_main
+
+            return sae_main(argv[1:])
+        if argv and argv[0] == "features":
+            from tinymorph.commands.features import main as features_main
+
+            return features_main(argv[1:])
         if argv and argv[0] == "bench":
             from tinymorph.bench import run_bench
 

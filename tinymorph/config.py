@@ -40,6 +40,15 @@ class Settings:
     """A Hugging Face Hub model id. Setting it is the explicit choice to use the network;
     empty (the default) means tinymorph never touches the network."""
 
+    sae: str = "default"
+    """Which SAE gives the features: "default" (the one shipped for the model), "none", a local
+    folder in sae-lens format (cfg.json + sae_weights.safetensors), or RELEASE:ID from the
+    sae-lens registry (downloads, so it also needs `allow_downloads`)."""
+
+    allow_downloads: bool = False
+    """The explicit choice to let tinymorph download an SAE from the Hugging Face Hub
+    (`--sae RELEASE:ID`). Off by default: tinymorph never touches the network."""
+
     context_tokens: int = MAX_CONTEXT_TOKENS
     """How many tokens before the cursor the model sees (BOS included), at most 511."""
 
@@ -108,6 +117,8 @@ _FIELD_TYPES: dict[str, Any] = {
     "idle_delay_ms": int,
     "model": str,
     "hub_model": str,
+    "sae": str,
+    "allow_downloads": bool,
     "context_tokens": int,
     "max_new_tokens": int,
     "alternatives": int,

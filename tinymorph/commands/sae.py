@@ -1,0 +1,162 @@
+"""`tinymorph sae train|eval`: train an SAE on a folder of text, evaluate one on held-out text.
+
+Owns: argument parsing and rich progress / tables for these commands. The work lives in
+`tinymorph.sae`. Errors from the TinymorphError hierarchy reach `cli.main`, which prints them.
+"""
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from tinymorph.cli_common import add_model_options, load_cli_model
+from tinymorph.commands.features import add_sae_option, load_cli_sae
+from tinymorph.errors import SAEError
+from tinymorph.sae.train import TrainOptions
+
+
+def _train_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    d = TrainOptions()
+    p = sub.add_parser(
+        "train",
+        help="train a TopK SAE on a folder of .txt/.md files",
+        description="Train an SAE (sae-lens, TopK + AuxK) on the residual stream of the model at one "
+        "layer, over the training side of a folder of text (5% of chunks are held out for "
+        "`sae eval`). Writes cfg.json + sae_weights.safetensors + tinymorph.json into --out "
+        "and nothing anywhere else. Ctrl+C stops and leaves a usable SAE.",
+    )
+    p.add_argument("corpus", type=Path, help="folder of .txt / .md files (read recursively)")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument(
+        "--layer", type=int, default=d.layer, help=f"decoder layer whose output is encoded (default {d.layer})"
+    )
+    p.add_argument("--width", type=int, default=d.d_sae, help=f"number of latents (default {d.d_sae})")
+    p.add_argument("--k", type=int, default=d.k, help=f"active latents per token, the L0 (default {d.k})")
+    p.add_argument("--tokens", type=int, default=d.tokens, help=f"training tokens (default {d.tokens:,})")
+    p.add_argument(
+        "--seq-len", type=int, default=d.seq_len, help=f"tokens per sequence, BOS included (default {d.seq_len})"
+    )
+    p.add_argument("--lr", type=float, default=d.lr, help=f"learning rate (default {d.lr})")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="skip files whose name matches")
+    add_model_options(p)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from tinymorph.sae.corpus import open_corpus
+    from tinymorph.sae.train import train_sae
+
+    console = Console(stderr=True)
+    corpus = open_corpus(args.corpus, args.exclude)
+    options = TrainOptions(
+        layer=args.layer,
+        d_sae=args.width,
+        k=args.k,
+        tokens=args.tokens,
+        seq_len=args.seq_len,
+        lr=args.lr,
+        seed=args.seed,
+    )
+    lm, manifest = load_cli_model(args, console)
+    console.print(f"training on {len(corpus.files)} files in {corpus.root}; writing to {args.out}")
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,.0f}/{task.total:,.0f} tok"),
+        TextColumn("{task.fields[stats]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("tokenising", total=options.tokens, stats="")
+
+        def report(p):  # type: ignore[no-untyped-def]
+            progress.update(
+                task,
+                description="training",
+                completed=p.tokens,
+                stats=(
+                    f"mse {p.mse_loss:.3g}  L0 {p.l0:.1f}  var.expl. {p.variance_explained:.3f}  "
+                    f"dead {p.dead_fraction:.1%}"
+                ),
+            )
+
+        result = train_sae(
+            lm,
+            corpus,
+            args.out,
+            options,
+            model_name=manifest.hub_id or manifest.name,
+            command=shlex.join(["tinymorph", "sae", *sys.argv[2:]]),
+            report=report,
+        )
+    state = "done" if result.completed else "interrupted; the SAE as it was is saved"
+    console.print(f"{state}: {result.tokens:,} tokens in {result.seconds / 60:.1f} min -> {result.out_dir}")
+    return 0 if result.completed else 130
+
+
+def _eval_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "eval",
+        help="evaluate an SAE on the held-out side of a folder of text",
+        description="L0, variance explained, CE-loss recovered (zero and mean ablation), KL with the "
+        "reconstruction spliced in vs a random error of the same norm, dead and dense features.",
+    )
+    p.add_argument("corpus", type=Path, help="folder of text; only its held-out chunks are used")
+    p.add_argument("--tokens", type=int, default=32_768, help="held-out tokens (default 32,768)")
+    p.add_argument("--seq-len", type=int, default=256)
+    p.add_argument("--exclude", action="append", default=[], metavar="GLOB")
+    p.add_argument("--save", action="store_true", help="write metrics.json into the SAE's folder")
+    add_sae_option(p)
+    add_model_options(p)
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from tinymorph.sae.corpus import open_corpus, shuffled, token_sequences
+    from tinymorph.sae.evaluate import evaluate_sae
+
+    console = Console(stderr=True)
+    corpus = open_corpus(args.corpus, args.exclude)
+    lm, sae, _manifest = load_cli_sae(args, console)
+    sequences = shuffled(token_sequences(corpus.chunks("heldout"), lm.tokenizer, args.seq_len), seed=0)
+    sequences = sequences[: max(1, args.tokens // (args.seq_len - 1))]
+    if not sequences:
+        raise SAEError(f"the held-out side of {corpus.root} gives no sequence of {args.seq_len} tokens")
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("evaluating (5 forward passes per batch)", total=len(sequences))
+        metrics = evaluate_sae(lm, sae, sequences, report=lambda done, _t: progress.update(task, completed=done))
+    table = Table(title=f"{sae.sae_id} on {metrics.tokens:,} held-out tokens of {corpus.root.name}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in metrics.as_dict().items():
+        if isinstance(value, float):
+            table.add_row(name, f"{value:.4f}")
+    Console().print(table)
+    if args.save:
+        if sae.folder is None:
+            raise SAEError("--save needs an SAE in a local folder")
+        record = {
+            **metrics.as_dict(),
+            "corpus": str(corpus.root),
+            "corpus_fingerprint": corpus.fingerprint(),
+            "seq_len": args.seq_len,
+            "command": shlex.join(["tinymorph", "sae", *sys.argv[2:]]),
+        }
+        (sae.folder / "metrics.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+        console.print(f"saved {sae.folder / 'metrics.json'}")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="tinymorph sae", description="Train and evaluate sparse autoencoders.")
+    sub = parser.add_subparsers(dest="action", required=True)
+    _train_parser(sub)
+    _eval_parser(sub)
+    args = parser.parse_args(argv)
+    return run_train(args) if args.action == "train" else run_eval(args)

@@ -1,0 +1,230 @@
+"""Feature data: what each SAE feature is about, readable without torch.
+
+Owns: the `features.json.gz` format kept beside an SAE (per feature: a short label, activation
+density, top activating contexts with per-token activations, and the output tokens its decoder
+direction promotes and suppresses), reading and writing it, and the text half of feature search.
+Built by `tinymorph.sae.feature_data`; read by the CLI, the worker and the UI. Imports nothing
+heavy (no torch), so the editor's process can read labels.
+"""
+
+import gzip
+import json
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from tinymorph.errors import SAEError
+
+FORMAT = 1
+FILE_NAME = "features.json.gz"
+DENSE_FRACTION = 0.10
+"""A feature active on more than this fraction of tokens counts as dense."""
+
+
+@dataclass(frozen=True)
+class FeatureContext:
+    """A window of held-out text around one of the feature's strongest activations."""
+
+    tokens: tuple[str, ...]
+    """Decoded tokens of the window, in order."""
+    acts: tuple[int, ...]
+    """Per-token activation as a percentage (0-100) of the feature's max activation."""
+    peak: int
+    """Index into `tokens` of the strongest token."""
+    act: float
+    """The activation at the peak, in the SAE's units."""
+
+    @property
+    def text(self) -> str:
+        return "".join(self.tokens)
+
+
+@dataclass(frozen=True)
+class FeatureInfo:
+    """Everything tinymorph knows about one feature (latent) of an SAE."""
+
+    index: int
+    label: str
+    """A few words made from the tokens it fires on and the tokens it promotes (no model wrote it)."""
+    density: float
+    """Fraction of held-out tokens on which it is active (> 0)."""
+    max_act: float
+    """Its largest activation over the held-out text."""
+    promoted: tuple[tuple[str, float], ...]
+    """Output tokens whose logits its decoder direction raises most: (token, logit per unit act)."""
+    suppressed: tuple[tuple[str, float], ...]
+    """Output tokens whose logits it lowers most."""
+    contexts: tuple[FeatureContext, ...]
+    """Top activating contexts, strongest first."""
+
+    @property
+    def dead(self) -> bool:
+        return self.density == 0
+
+    @property
+    def dense(self) -> bool:
+        return self.density > DENSE_FRACTION
+
+
+@dataclass(frozen=True)
+class FeatureData:
+    """The feature data of one SAE."""
+
+    sae_id: str
+    model: str
+    hook_name: str
+    tokens_scanned: int
+    features: tuple[FeatureInfo, ...]
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def get(self, index: int) -> FeatureInfo:
+        """Raises SAEError for an index outside 0..len-1."""
+        if not 0 <= index < len(self.features):
+            raise SAEError(f"feature {index} does not exist; this SAE has features 0..{len(self.features) - 1}")
+        return self.features[index]
+
+    def save(self, folder: Path) -> Path:
+        """Write `folder/features.json.gz` (compact JSON, gzip) and return its path."""
+        data = {
+            "format": FORMAT,
+            **{k: v for k, v in asdict(self).items() if k != "features"},
+            "features": [_encode(f) for f in self.features],
+        }
+        path = folder / FILE_NAME
+        tmp = path.with_suffix(".partial")
+        with gzip.open(tmp, "wt", encoding="utf-8") as f:
+            json.dump(data, f, separators=(",", ":"), ensure_ascii=False)
+        tmp.replace(path)
+        return path
+
+
+def _encode(f: FeatureInfo) -> dict[str, object]:
+    return {
+        "label": f.label,
+        "density": round(f.density, 7),
+        "max_act": round(f.max_act, 4),
+        "promoted": [[t, round(v, 3)] for t, v in f.promoted],
+        "suppressed": [[t, round(v, 3)] for t, v in f.suppressed],
+        "contexts": [[list(c.tokens), list(c.acts), c.peak, round(c.act, 3)] for c in f.contexts],
+    }
+
+
+def load_feature_data(folder: Path, d_sae: int | None = None) -> FeatureData:
+    """Read `folder/features.json.gz`. Raises SAEError if it is missing, malformed, of another
+    format version, or (when `d_sae` is given) does not have one entry per feature."""
+    path = folder / FILE_NAME
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            data = json.load(f)
+        if data.get("format") != FORMAT:
+            raise ValueError(f"format {data.get('format')!r}, expected {FORMAT}")
+        features = tuple(
+            FeatureInfo(
+                index=i,
+                label=str(raw["label"]),
+                density=float(raw["density"]),
+                max_act=float(raw["max_act"]),
+                promoted=tuple((str(t), float(v)) for t, v in raw["promoted"]),
+                suppressed=tuple((str(t), float(v)) for t, v in raw["suppressed"]),
+                contexts=tuple(
+                    FeatureContext(tuple(map(str, toks)), tuple(map(int, acts)), int(peak), float(act))
+                    for toks, acts, peak, act in raw["contexts"]
+                ),
+            )
+            for i, raw in enumerate(data["features"])
+        )
+        result = FeatureData(
+            str(data["sae_id"]), str(data["model"]), str(data["hook_name"]), int(data["tokens_scanned"]), features
+        )
+    except FileNotFoundError:
+        raise SAEError(
+            f"{folder} has no feature data ({FILE_NAME}); build it with `tinymorph features build`"
+        ) from None
+    except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:
+        raise SAEError(f"the feature data {path} is damaged: {exc}") from None
+    if d_sae is not None and len(result) != d_sae:
+        raise SAEError(f"the feature data {path} describes {len(result)} features; the SAE has {d_sae}")
+    return result
+
+
+_WORD = re.compile(r"[a-z0-9']+")
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One feature found by search, with the score of each way it was found."""
+
+    index: int
+    score: float
+    """Reciprocal-rank fusion of the rankings it appears in (higher is better)."""
+    text_score: float
+    """How well the label, contexts and promoted tokens match the query words (0: not at all)."""
+    activation: float
+    """Its activation on the query text as a fraction of its max over held-out text (0: silent)."""
+
+
+def text_scores(data: FeatureData, query: str) -> dict[int, float]:
+    """Score features by the query's words in their label (3 each), in the peak tokens of their
+    contexts (2 each), in their promoted tokens (1 each) and anywhere in their contexts (0.25
+    each). Matching is on whole words, case-insensitive. Features with no match are left out."""
+    words = set(_words(query))
+    if not words:
+        return {}
+    scores: dict[int, float] = {}
+    for f in data.features:
+        score = 3.0 * len(words & set(_words(f.label)))
+        for c in f.contexts:
+            score += 2.0 * len(words & set(_words(c.tokens[c.peak])))
+            score += 0.25 * sum(w in words for w in _words(c.text))
+        score += sum(len(words & set(_words(t))) for t, _v in f.promoted)
+        if score:
+            scores[f.index] = score
+    return scores
+
+
+def fuse(text: dict[int, float], activation: dict[int, float], limit: int = 10, k: int = 20) -> list[SearchHit]:
+    """Merge the two rankings by reciprocal-rank fusion (Cormack et al. 2009: score = sum of
+    1 / (k + rank)); return the best `limit` hits."""
+
+    def ranks(scores: dict[int, float]) -> dict[int, int]:
+        return {i: r for r, i in enumerate(sorted(scores, key=lambda i: -scores[i]), start=1)}
+
+    text_ranks, act_ranks = ranks(text), ranks(activation)
+    fused = {i: sum(1 / (k + r[i]) for r in (text_ranks, act_ranks) if i in r) for i in set(text) | set(activation)}
+    best = sorted(fused, key=lambda i: (-fused[i], i))[:limit]
+    return [SearchHit(i, fused[i], text.get(i, 0.0), activation.get(i, 0.0)) for i in best]
+
+
+def label_from(peaks: Sequence[tuple[str, float]], promoted: Iterable[str], token_frequency: dict[str, int]) -> str:
+    """A short label: the words the feature fires on most (activation-weighted, discounted by how
+    common the word is in the scanned text, as tf-idf does), then '→' and the words it promotes.
+
+    `peaks`: (token at the strongest position, activation) for each top context.
+    """
+    weights: dict[str, float] = {}
+    for token, act in peaks:
+        word = _show(token)
+        if word:
+            weights[word] = weights.get(word, 0.0) + act / math.log(math.e + token_frequency.get(token, 0))
+    fires = sorted(weights, key=lambda w: -weights[w])[:3]
+    says = [w for w in (_show(t) for t in promoted) if w and w.isalpha()][:2]
+    label = " / ".join(fires) or "?"
+    return f"{label} → {', '.join(says)}" if says else label
+
+
+def _show(token: str) -> str:
+    """A token as a label word: stripped; whitespace-only tokens shown as symbols."""
+    word = token.strip()
+    if word:
+        return word
+    if "\n" in token:
+        return "⏎"
+    return "␣" if token else ""

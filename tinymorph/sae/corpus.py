@@ -1,0 +1,112 @@
+"""Text corpora for SAE training and evaluation: reading a folder, a deterministic held-out split,
+a fingerprint, and cutting the text into BOS-prefixed token sequences.
+
+Owns: which text goes into training and which is held out. The split is by chunk: each file is cut
+at paragraph boundaries into chunks of ~`CHUNK_CHARS` characters, and a chunk is held out when
+crc32("relative/path:index") % `HELDOUT_MODULUS` == 0 (5%). Every file contributes to both sides;
+no held-out sentence is ever trained on. Imports no torch; no Textual, no store.
+"""
+
+import hashlib
+import random
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from fnmatch import fnmatch
+from pathlib import Path
+from typing import Literal
+
+from transformers import PreTrainedTokenizerBase
+
+from tinymorph.errors import SAEError
+
+CHUNK_CHARS = 4000
+HELDOUT_MODULUS = 20
+SUFFIXES = (".txt", ".md")
+Split = Literal["train", "heldout"]
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """The text files of a folder (recursively, `.txt` and `.md`), minus excluded names."""
+
+    root: Path
+    files: tuple[Path, ...]
+
+    def fingerprint(self) -> str:
+        """sha256 over the sorted (relative path, file sha256) pairs: names the exact training data."""
+        digest = hashlib.sha256()
+        for path in self.files:
+            digest.update(str(path.relative_to(self.root)).encode())
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+        return digest.hexdigest()
+
+    def chunks(self, split: Split) -> Iterator[str]:
+        """The text chunks of one side of the split, in file order."""
+        for path in self.files:
+            rel = path.relative_to(self.root).as_posix()
+            for index, chunk in enumerate(_chunk(_read(path))):
+                held = zlib.crc32(f"{rel}:{index}".encode()) % HELDOUT_MODULUS == 0
+                if held == (split == "heldout"):
+                    yield chunk
+
+
+def open_corpus(root: Path, exclude: Sequence[str] = ()) -> Corpus:
+    """Find the text files under `root`. `exclude` holds glob patterns matched against file names.
+    Raises SAEError if `root` is not a folder or holds no text file."""
+    if not root.is_dir():
+        raise SAEError(f"{root} is not a folder of .txt / .md files")
+    files = tuple(
+        p
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.suffix.lower() in SUFFIXES and not any(fnmatch(p.name, pat) for pat in exclude)
+    )
+    if not files:
+        raise SAEError(f"{root} holds no .txt or .md file")
+    return Corpus(root, files)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise SAEError(f"{path} is not UTF-8 text; convert it or exclude it") from None
+    except OSError as exc:
+        raise SAEError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _chunk(text: str) -> Iterator[str]:
+    """Cut `text` at blank lines into chunks of at least CHUNK_CHARS characters (the last may be
+    shorter)."""
+    parts: list[str] = []
+    size = 0
+    for paragraph in text.split("\n\n"):
+        parts.append(paragraph)
+        size += len(paragraph) + 2
+        if size >= CHUNK_CHARS:
+            yield "\n\n".join(parts)
+            parts, size = [], 0
+    if parts and any(p.strip() for p in parts):
+        yield "\n\n".join(parts)
+
+
+def token_sequences(chunks: Iterator[str], tokenizer: PreTrainedTokenizerBase, seq_len: int) -> list[list[int]]:
+    """Tokenise each chunk (no special tokens) and cut it into sequences of `seq_len` tokens,
+    each starting with BOS, as the model sees text in the editor. The tail shorter than
+    `seq_len` of each chunk is dropped. Raises SAEError if the tokenizer has no BOS token."""
+    bos = tokenizer.bos_token_id
+    if bos is None:
+        raise SAEError("the tokenizer has no BOS token")
+    body = seq_len - 1
+    sequences: list[list[int]] = []
+    for chunk in chunks:
+        ids = tokenizer(chunk, add_special_tokens=False).input_ids
+        sequences.extend([bos, *ids[i : i + body]] for i in range(0, len(ids) - body + 1, body))
+    return sequences
+
+
+def shuffled(sequences: list[list[int]], seed: int) -> list[list[int]]:
+    """A copy of `sequences` in a seeded random order (mixes books within every batch)."""
+    out = list(sequences)
+    random.Random(seed).shuffle(out)
+    return out

@@ -1,0 +1,140 @@
+"""Loading an SAE for a model: the shipped one, a local sae-lens folder, or the sae-lens registry.
+
+Owns: turning the `sae` setting into a checked `LoadedSAE` (right model, right width, a
+residual-stream hook point), and the SAE's encode / decode / decoder directions in float32.
+Weights are read from safetensors only (sae-lens's disk format); no pickle. The registry path
+downloads and so runs only with the explicit `allow_downloads`. No Textual, no store.
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from sae_lens import SAE
+
+from tinymorph.engine.manifest import ModelManifest
+from tinymorph.errors import NetworkDisabledError, SAEError
+from tinymorph.paths import package_data_dir
+from tinymorph.sae.hooks import layer_for_hook
+
+FEATURES_FILE = "features.json.gz"
+
+
+@dataclass
+class LoadedSAE:
+    """An SAE ready to encode the residual stream after decoder layer `layer`."""
+
+    sae: SAE
+    layer: int
+    """Decoder layer whose output the SAE reads (and where its features steer)."""
+    sae_id: str
+    """How presets and dashboards name this SAE: the shipped folder's name, RELEASE/ID for the
+    registry, or the folder path for a local SAE."""
+    model_name: str
+    """The model the SAE was trained on, as its cfg.json names it ('' if it does not say)."""
+    folder: Path | None
+    """Where it was loaded from (None for the registry); feature data lives there."""
+
+    @property
+    def d_sae(self) -> int:
+        return int(self.sae.cfg.d_sae)
+
+    @property
+    def d_in(self) -> int:
+        return int(self.sae.cfg.d_in)
+
+    @torch.no_grad()
+    def encode(self, resid: torch.Tensor) -> torch.Tensor:
+        """Feature activations (..., d_sae) float32 for residual-stream vectors (..., d_in)."""
+        return self.sae.encode(resid.float())
+
+    @torch.no_grad()
+    def decode(self, acts: torch.Tensor) -> torch.Tensor:
+        """Reconstruction (..., d_in) float32 from feature activations (..., d_sae)."""
+        return self.sae.decode(acts.float())
+
+    @torch.no_grad()
+    def directions(self) -> torch.Tensor:
+        """The decoder directions `W_dec` (d_sae, d_in), float32: row i is feature i's direction."""
+        return self.sae.W_dec.float()
+
+    def check_index(self, index: int) -> None:
+        """Raise SAEError unless 0 <= index < d_sae."""
+        if not 0 <= index < self.d_sae:
+            raise SAEError(f"feature {index} does not exist; this SAE has features 0..{self.d_sae - 1}")
+
+
+def shipped_sae_folder(manifest: ModelManifest) -> Path:
+    """The folder of the SAE shipped for `manifest`. Raises SAEError if none is shipped."""
+    if not manifest.default_sae:
+        raise SAEError(f"no SAE is shipped for {manifest.name}; pass --sae FOLDER or --sae RELEASE:ID")
+    folder = package_data_dir("models") / manifest.default_sae
+    if not (folder / "cfg.json").is_file():
+        raise SAEError(f"the shipped SAE {folder} is missing; reinstall tinymorph")
+    return folder
+
+
+def _model_names(manifest: ModelManifest) -> set[str]:
+    return {n.lower() for n in (manifest.name, manifest.hub_id, manifest.hub_id.split("/")[-1]) if n}
+
+
+def load_sae(
+    choice: str, manifest: ModelManifest, d_model: int, n_layers: int, *, allow_downloads: bool = False
+) -> LoadedSAE:
+    """Load and check the SAE named by `choice` for a model described by `manifest` with residual
+    width `d_model` and `n_layers` decoder layers.
+
+    `choice`: "default" (the shipped SAE), a folder in sae-lens format, or RELEASE:ID from the
+    sae-lens registry (a release may also be a Hub repo id in sae-lens format).
+    Raises NetworkDisabledError for RELEASE:ID without `allow_downloads`; SAEError when the SAE
+    cannot be read, was trained on another model, has another `d_in`, or reads a hook point that
+    is not on the residual stream or not in this model.
+    """
+    folder: Path | None = None
+    if choice == "default":
+        folder = shipped_sae_folder(manifest)
+        sae_id = folder.name
+    elif Path(choice).expanduser().is_dir():
+        folder = Path(choice).expanduser().resolve()
+        sae_id = str(folder)
+    elif ":" in choice:
+        release, _, registry_id = choice.partition(":")
+        sae_id = f"{release}/{registry_id}"
+    else:
+        raise SAEError(f"--sae {choice!r} is neither a folder, 'default', nor RELEASE:ID from the sae-lens registry")
+    try:
+        if folder is not None:
+            if not (folder / "cfg.json").is_file() or not (folder / "sae_weights.safetensors").is_file():
+                raise SAEError(f"{folder} is not an SAE in sae-lens format (cfg.json + sae_weights.safetensors)")
+            sae = SAE.load_from_disk(folder, device="cpu", dtype="float32")
+        else:
+            if not allow_downloads:
+                raise NetworkDisabledError(
+                    f"loading {choice} downloads it from the Hugging Face Hub; pass --allow-downloads to allow that"
+                )
+            sae = SAE.from_pretrained(release, registry_id, device="cpu", dtype="float32")
+    except (OSError, ValueError, KeyError, RuntimeError, json.JSONDecodeError) as exc:
+        raise SAEError(f"cannot load the SAE {choice}: {exc}") from exc
+    sae.eval()
+    return _checked(
+        LoadedSAE(sae, -1, sae_id, str(sae.cfg.metadata.model_name or ""), folder), manifest, d_model, n_layers
+    )
+
+
+def _checked(loaded: LoadedSAE, manifest: ModelManifest, d_model: int, n_layers: int) -> LoadedSAE:
+    if loaded.d_in != d_model:
+        raise SAEError(
+            f"the SAE {loaded.sae_id} reads vectors of width {loaded.d_in}; "
+            f"{manifest.name}'s residual stream has {d_model}"
+        )
+    if loaded.model_name and loaded.model_name.lower() not in _model_names(manifest):
+        raise SAEError(f"the SAE {loaded.sae_id} was trained on {loaded.model_name}, not on {manifest.name}")
+    hook = loaded.sae.cfg.metadata.hook_name
+    if not hook:
+        raise SAEError(f"the SAE {loaded.sae_id} does not say which hook point it reads (metadata.hook_name)")
+    layer = layer_for_hook(str(hook))
+    if layer >= n_layers:
+        raise SAEError(f"the SAE {loaded.sae_id} reads layer {layer}; {manifest.name} has {n_layers} decoder layers")
+    loaded.layer = layer
+    return loaded

@@ -1,0 +1,47 @@
+"""Feature search, the half that needs the model: which features fire on a piece of text.
+
+Owns: running text through the model up to the SAE's layer and ranking features by how strongly
+they fire relative to their own maximum on held-out text. The text half (labels, contexts) is
+`features.text_scores`; `features.fuse` merges both. No Textual, no store.
+"""
+
+import torch
+
+from tinymorph.engine.model import LoadedModel, decoder_layers
+from tinymorph.features import FeatureData, SearchHit, fuse, text_scores
+from tinymorph.sae.hooks import run_to_layer
+from tinymorph.sae.loading import LoadedSAE
+
+
+@torch.no_grad()
+def feature_activations(lm: LoadedModel, sae: LoadedSAE, text: str) -> torch.Tensor:
+    """SAE feature activations (T, d_sae) for the tokens of `text` (BOS excluded)."""
+    ids = lm.tokenizer(text, return_tensors="pt").input_ids  # (1, T+1), BOS first
+    resid = run_to_layer(lm.model, decoder_layers(lm.model), sae.layer, ids)  # (1, T+1, d)
+    return sae.encode(resid[0, 1:])  # (T, F)
+
+
+def activation_scores(
+    lm: LoadedModel, sae: LoadedSAE, data: FeatureData, text: str, limit: int = 50
+) -> dict[int, float]:
+    """The `limit` features most active on `text`, scored by max activation over its tokens as a
+    fraction of the feature's max on held-out text. Dense features (active on > 10% of tokens)
+    fire on nearly anything and are left out."""
+    acts = feature_activations(lm, sae, text)
+    if acts.shape[0] == 0:
+        return {}
+    peak = acts.max(dim=0).values  # (F,)
+    max_act = torch.tensor([max(f.max_act, 1e-6) for f in data.features])
+    dense = torch.tensor([f.dense for f in data.features])
+    relative = torch.where(dense | (peak <= 0), torch.zeros_like(peak), peak / max_act)
+    best = relative.topk(min(limit, relative.numel()))
+    return {int(i): float(v) for i, v in zip(best.indices, best.values, strict=False) if v > 0}
+
+
+def search_features(
+    lm: LoadedModel | None, sae: LoadedSAE | None, data: FeatureData, query: str, limit: int = 10
+) -> list[SearchHit]:
+    """Features matching `query` by their labels and contexts and, when a model and SAE are given,
+    by firing on the query itself; the rankings merged by reciprocal-rank fusion."""
+    by_activation = activation_scores(lm, sae, data, query) if lm is not None and sae is not None else {}
+    return fuse(text_scores(data, query), by_activation, limit=limit)
