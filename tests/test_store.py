@@ -7,7 +7,7 @@ from sqlite_utils import Database
 from tinymorph.store import Store
 from tinymorph.store.migrations import migrations
 
-ALL = ["m001_documents", "m002_suggestion_events", "m003_ui_state"]
+ALL = ["m001_documents", "m002_suggestion_events", "m003_ui_state", "m004_presets", "m005_document_preset"]
 
 
 def test_a_blank_database_gets_every_migration_in_order(tmp_path: Path):

@@ -19,7 +19,7 @@ from tinymorph.errors import TinymorphError
 from tinymorph.paths import AppPaths, app_paths, package_data_dir
 from tinymorph.store import Store
 
-SUBCOMMANDS = ("model", "sae", "features", "bench")
+SUBCOMMANDS = ("model", "sae", "features", "presets", "bench")
 
 
 def _editor_parser() -> argparse.ArgumentParser:
@@ -106,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
             from tinymorph.commands.features import main as features_main
 
             return features_main(argv[1:])
+        if argv and argv[0] == "presets":
+            from tinymorph.commands.presets import main as presets_main
+
+            return presets_main(argv[1:])
         if argv and argv[0] == "bench":
             from tinymorph.bench import run_bench
 

@@ -55,3 +55,9 @@ class SAEError(TinymorphError):
     (another model, another width `d_in`, a hook point that is not the residual stream)."""
 
     exit_code = 7
+
+
+class PresetError(TinymorphError):
+    """A steering preset is malformed or made for another model or SAE; nothing was applied."""
+
+    exit_code = 8

@@ -71,7 +71,7 @@ def test_steering_adds_the_vector_everywhere_but_bos(lm):
     captured = []
     probe = layer.register_forward_hook(lambda _m, _i, out: captured.append(out))
     direction = tuple(float(i % 3 == 0) for i in range(64))
-    vector = steering_vector(SteeringSpec((SteeringTerm(direction, 2.0, "test"),)), 64, lm.median_norm)
+    vector = steering_vector(SteeringSpec((SteeringTerm(2.0, direction=direction, label="test"),)), 64, lm.median_norm)
     ids = torch.tensor([lm.tokenizer("<bos>hello").input_ids])
     with torch.no_grad():
         lm.model(ids)
@@ -96,7 +96,7 @@ def test_steering_changes_the_next_token_distribution(lm):
     plain_req = SuggestRequest(1, "hello wor", alternatives=1, temperature=0, max_new_tokens=8)
     plain = gen.suggest(plain_req, lambda: False, lambda *_: None)
     direction = tuple(float(i == 5) for i in range(64))
-    req = SuggestRequest(2, "hello wor", steering=SteeringSpec((SteeringTerm(direction, 8.0),)),
+    req = SuggestRequest(2, "hello wor", steering=SteeringSpec((SteeringTerm(8.0, direction=direction),)),
                          alternatives=1, temperature=0, max_new_tokens=8)
     layer = decoder_layers(lm.model)[lm.hook_layer]
     with torch.no_grad(), steered(layer, steering_vector(req.steering, 64, lm.median_norm)):
@@ -108,7 +108,7 @@ def test_steering_changes_the_next_token_distribution(lm):
 
 def test_a_direction_of_the_wrong_width_is_refused(lm):
     gen = Generator(lm, 31)
-    req = SuggestRequest(1, "hi", steering=SteeringSpec((SteeringTerm((1.0, 2.0), 1.0, "short"),)))
+    req = SuggestRequest(1, "hi", steering=SteeringSpec((SteeringTerm(1.0, direction=(1.0, 2.0), label="short"),)))
     with pytest.raises(SteeringError, match="has 2 components"):
         gen.suggest(req, lambda: False, lambda *_: None)
 

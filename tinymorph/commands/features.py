@@ -16,8 +16,8 @@ from rich.text import Text
 from tinymorph.cli_common import add_model_options, load_cli_model, settings_from_args
 from tinymorph.engine.manifest import resolve_model
 from tinymorph.errors import SAEError
-from tinymorph.features import FeatureContext, FeatureData, FeatureInfo, load_feature_data
-from tinymorph.paths import app_paths, package_data_dir
+from tinymorph.features import FeatureContext, FeatureData, FeatureInfo, feature_folder_for, load_feature_data
+from tinymorph.paths import app_paths
 
 
 def add_sae_option(parser: argparse.ArgumentParser) -> None:
@@ -36,18 +36,12 @@ def add_sae_option(parser: argparse.ArgumentParser) -> None:
 
 
 def feature_folder(args: argparse.Namespace) -> Path:
-    """Where the chosen SAE's feature data lives: its folder, or for a registry SAE a folder in
-    the cache named after it."""
+    """Where the chosen SAE's feature data lives (see `features.feature_folder_for`)."""
     settings = settings_from_args(args, app_paths())
-    if settings.sae == "default":
-        manifest = resolve_model(settings.model, settings.hub_model)
-        if not manifest.default_sae:
-            raise SAEError(f"no SAE is shipped for {manifest.name}; pass --sae")
-        return package_data_dir("models") / manifest.default_sae
-    if Path(settings.sae).expanduser().is_dir():
-        return Path(settings.sae).expanduser()
-    release, _, sae_id = settings.sae.partition(":")
-    return app_paths().cache_dir / "sae-features" / release.replace("/", "__") / sae_id.replace("/", "__")
+    manifest = resolve_model(settings.model, settings.hub_model)
+    if settings.sae == "default" and not manifest.default_sae:
+        raise SAEError(f"no SAE is shipped for {manifest.name}; pass --sae")
+    return feature_folder_for(settings.sae, manifest, app_paths().cache_dir)
 
 
 def load_cli_sae(args: argparse.Namespace, console: Console):  # type: ignore[no-untyped-def]

@@ -18,7 +18,7 @@ from transformers import DynamicCache
 from tinymorph.engine.continuation import cut_continuation
 from tinymorph.engine.model import LoadedModel, decoder_layers
 from tinymorph.engine.protocol import SuggestionReady, SuggestRequest
-from tinymorph.engine.steering import steered, steering_vector
+from tinymorph.engine.steering import FeatureSource, resolve_steering, steered
 
 # When the context is longer than the window, leading tokens are dropped in blocks of this
 # many, so that the token prefix (and the KV cache) stays the same while the writer types.
@@ -26,6 +26,14 @@ DROP_BLOCK_TOKENS = 64
 # Decoded context tokens kept in front of the generated ones, so that SentencePiece's leading
 # space is decoded as it will appear in the document.
 _DECODE_ANCHOR_TOKENS = 4
+LENS_TOKENS = 6
+"""The feature lens looks at this many tokens before the cursor."""
+LENS_FEATURES = 3
+_LENS_KEEP = 16
+"""Strongest features kept per position for the lens."""
+
+LensRow = tuple[tuple[int, float], ...] | None
+"""(feature, activation) pairs of one position, strongest first; None where not encoded (BOS)."""
 
 
 @dataclass
@@ -36,6 +44,8 @@ class PrefixCache:
     cache: DynamicCache
     steering_key: tuple
     last_logits: torch.Tensor  # (V,) float32
+    lens: list[LensRow]
+    """One row per position of `ids` (the feature lens's memory of the unsteered residual)."""
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:
@@ -63,12 +73,19 @@ class Generator:
     Not thread-safe: the worker calls it from one thread.
     """
 
-    def __init__(self, lm: LoadedModel, context_tokens: int) -> None:
+    def __init__(
+        self, lm: LoadedModel, context_tokens: int, sae: FeatureSource | None = None,
+        max_acts: torch.Tensor | None = None,
+    ) -> None:
+        """`sae` (optional) gives steering by feature and the feature lens; `max_acts` (d_sae,)
+        scales lens activations to fractions of each feature's max on held-out text."""
         window = lm.sliding_window
         # The sliding-window layers cache window - 1 positions; beyond that a cropped cache
         # would be missing keys, so the context never grows past it.
         self.context_tokens = min(context_tokens, window - 1) if window else context_tokens
         self.lm = lm
+        self.sae = sae
+        self.max_acts = max_acts
         self._prefix: PrefixCache | None = None
 
     def context_ids(self, text: str) -> list[int]:
@@ -87,6 +104,32 @@ class Generator:
         """Run `ids` (B, T) through the model, extending `cache`. Returns last logits (B, V)."""
         out = self.lm.model(input_ids=ids, past_key_values=cache, use_cache=True)
         return out.logits[:, -1].float()  # (B, V)
+
+    def _lens_rows(self, resid: torch.Tensor, starts_at_bos: bool) -> list[LensRow]:
+        """Encode the last LENS_TOKENS positions of `resid` (T, d) with the SAE; earlier
+        positions (and BOS) get None."""
+        rows: list[LensRow] = [None] * resid.shape[0]
+        first = max(1 if starts_at_bos else 0, resid.shape[0] - LENS_TOKENS)
+        if self.sae is None or first >= resid.shape[0]:
+            return rows
+        acts = self.sae.encode(resid[first:].float())  # (n, F)
+        if self.max_acts is not None:
+            acts = acts / self.max_acts  # fraction of each feature's held-out max
+        top = acts.topk(min(_LENS_KEEP, acts.shape[-1]), dim=-1)
+        for offset, (idx, val) in enumerate(zip(top.indices.tolist(), top.values.tolist(), strict=True)):
+            rows[first + offset] = tuple((i, v) for i, v in zip(idx, val, strict=True) if v > 0)
+        return rows
+
+    def lens(self) -> tuple[tuple[int, float], ...]:
+        """The LENS_FEATURES features most active (max over the last LENS_TOKENS positions of
+        the current prefix), strongest first; empty without an SAE."""
+        if self._prefix is None:
+            return ()
+        best: dict[int, float] = {}
+        for row in self._prefix.lens[-LENS_TOKENS:]:
+            for i, v in row or ():
+                best[i] = max(v, best.get(i, 0.0))
+        return tuple(sorted(best.items(), key=lambda kv: -kv[1])[:LENS_FEATURES])
 
     def prefill(self, ids: list[int], steering_key: tuple) -> tuple[torch.Tensor, int]:
         """Make the prefix cache hold `ids`, reusing the common prefix of the previous one
@@ -107,8 +150,21 @@ class Generator:
         else:
             cache = DynamicCache(config=self.lm.model.config)
         new = torch.tensor([ids[reuse:]])  # (1, T_new)
-        logits = self._forward(new, cache)[0]  # (V,)
-        self._prefix = PrefixCache(ids, cache, steering_key, logits)
+        captured: list[torch.Tensor] = []
+        handle = None
+        if self.sae is not None:
+            # prepend: runs before the steering hook, so the lens reads the writer's own text.
+            handle = decoder_layers(self.lm.model)[self.lm.hook_layer].register_forward_hook(
+                lambda _m, _a, out: captured.append(out[0] if isinstance(out, tuple) else out), prepend=True
+            )
+        try:
+            logits = self._forward(new, cache)[0]  # (V,)
+        finally:
+            if handle is not None:
+                handle.remove()
+        kept = prev.lens[:reuse] if reuse > 0 and prev is not None else []
+        fresh = self._lens_rows(captured[0][0], reuse == 0) if captured else [None] * new.shape[1]
+        self._prefix = PrefixCache(ids, cache, steering_key, logits, kept + fresh)
         return logits, reuse
 
     @torch.no_grad()
@@ -117,10 +173,12 @@ class Generator:
         req: SuggestRequest,
         is_stale: Callable[[], bool],
         on_partial: Callable[[str, float], None],
+        on_lens: Callable[[tuple[tuple[int, float], ...]], None] = lambda _f: None,
     ) -> SuggestionReady | None:
         """Generate `req.alternatives` continuations of `req.text`.
 
-        Calls `on_partial(text, ms)` as alternative 0 grows by whole words, and `is_stale()`
+        Calls `on_lens(features)` once after the prefill (the feature lens, when an SAE is
+        loaded), `on_partial(text, ms)` as alternative 0 grows by whole words, and `is_stale()`
         between tokens: when it returns True the request is abandoned and None is returned.
         Raises SteeringError if the steering spec does not fit the model.
         """
@@ -132,13 +190,14 @@ class Generator:
         needs_space = len(context) < len(req.text)
         ids = self.context_ids(context)
         layer = decoder_layers(self.lm.model)[self.lm.hook_layer]
-        vector = steering_vector(req.steering, self.lm.d_model, self.lm.median_norm)
+        steering = resolve_steering(req.steering, self.lm.d_model, self.lm.median_norm, self.sae)
         n = req.alternatives
         eos = self.lm.tokenizer.eos_token_id
         generator = torch.Generator().manual_seed(req.seed)
-        with steered(layer, vector):
+        with steered(layer, steering):
             logits, reused = self.prefill(ids, req.steering.key())
             assert self._prefix is not None
+            on_lens(self.lens())
             tokens = sample(logits.expand(n, -1), req.temperature, generator)  # (n,)
             first_token_ms = ms()
             cache = copy.deepcopy(self._prefix.cache)

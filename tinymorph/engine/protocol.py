@@ -37,11 +37,42 @@ class SuggestRequest:
 
 
 @dataclass(frozen=True)
+class CompareRequest:
+    """Ask for one unsteered and one steered continuation of `text` with the same seed (greedy
+    when temperature is 0), to show side by side."""
+
+    request_id: int
+    text: str
+    steering: SteeringSpec
+    max_new_tokens: int = 32
+    temperature: float = 0.7
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class SearchFeatures:
+    """Ask which SAE features fire most on `text` (the model half of feature search)."""
+
+    request_id: int
+    text: str
+
+
+@dataclass(frozen=True)
+class MakeDirection:
+    """Ask for a "more like this" direction: the mean residual stream over `text` at the hook
+    layer minus the mean over the worker's reference prose."""
+
+    request_id: int
+    name: str
+    text: str
+
+
+@dataclass(frozen=True)
 class Shutdown:
     """Ask the worker to exit cleanly."""
 
 
-Request = SuggestRequest | Shutdown
+Request = SuggestRequest | CompareRequest | SearchFeatures | MakeDirection | Shutdown
 
 
 # --- events (worker -> UI) -----------------------------------------------------------------
@@ -65,6 +96,15 @@ class WorkerReady:
     hook_layer: int
     d_model: int
     context_tokens: int
+    model_id: str = ""
+    """The model's Hugging Face id (or manifest name): how presets name it."""
+    sae_id: str = ""
+    """The SAE whose features the worker steers with and reports ('' when none is loaded)."""
+    d_sae: int = 0
+    feature_folder: str = ""
+    """Where the SAE's feature data (labels) lives, for the UI to read ('' if unknown)."""
+    sae_message: str = ""
+    """Why no SAE is loaded, for the writer ('' when one is, or none was asked for)."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +130,41 @@ class SuggestionReady:
     total_ms: float
     prefill_tokens: int
     reused_tokens: int
+
+
+@dataclass(frozen=True)
+class FeaturesLit:
+    """The SAE features most active on the last tokens before the cursor (the feature lens),
+    computed from the suggestion's own prefill. `features` holds (index, activation as a
+    fraction of the feature's max on held-out text), strongest first."""
+
+    request_id: int
+    features: tuple[tuple[int, float], ...]
+
+
+@dataclass(frozen=True)
+class ComparisonReady:
+    request_id: int
+    unsteered: str
+    steered: str
+
+
+@dataclass(frozen=True)
+class FeatureSearchReady:
+    """Features that fire on the searched text: (index, fraction of its max), strongest first."""
+
+    request_id: int
+    text: str
+    scores: tuple[tuple[int, float], ...]
+
+
+@dataclass(frozen=True)
+class DirectionMade:
+    request_id: int
+    name: str
+    direction: tuple[float, ...]
+    tokens: int
+    """How many tokens of the selection the mean was taken over."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +195,10 @@ Event = (
     | WorkerReady
     | TokensStreamed
     | SuggestionReady
+    | FeaturesLit
+    | ComparisonReady
+    | FeatureSearchReady
+    | DirectionMade
     | RequestFailed
     | WorkerFailed
     | WorkerDied
@@ -140,5 +219,9 @@ class WorkerConfig:
     context_tokens: int
     log_file: str
     allow_hub: bool = False
+    sae: str = "default"
+    """The `sae` setting: "default", "none", a folder, or RELEASE:ID."""
+    allow_downloads: bool = False
+    """The explicit choice to let sae-lens download a registry SAE."""
     threads: int = 0
     """torch intra-op threads; 0 keeps torch's default (one per core)."""

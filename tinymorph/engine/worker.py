@@ -9,19 +9,29 @@ import os
 import queue
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
+from tinymorph.domain import SteeringSpec
+from tinymorph.engine.directions import more_like_this
 from tinymorph.engine.generate import Generator
 from tinymorph.engine.manifest import ModelManifest
-from tinymorph.engine.model import load_model
+from tinymorph.engine.model import LoadedModel, load_model, measure_median_norm
 from tinymorph.engine.protocol import (
+    CompareRequest,
+    ComparisonReady,
+    DirectionMade,
     Event,
+    FeatureSearchReady,
+    FeaturesLit,
     LoadProgressed,
+    MakeDirection,
     Request,
     RequestFailed,
+    SearchFeatures,
     Shutdown,
     SuggestRequest,
     TokensStreamed,
@@ -30,17 +40,54 @@ from tinymorph.engine.protocol import (
     WorkerReady,
 )
 from tinymorph.errors import TinymorphError
+from tinymorph.features import FeatureData, feature_folder_for, load_feature_data
+from tinymorph.sae.loading import LoadedSAE, load_sae
+from tinymorph.sae.search import activation_scores
 
 
-def _newest(first: Request, requests: "queue.Queue[Request]") -> Request:
-    """Drain the queue without blocking and return the newest request (Shutdown wins)."""
-    newest = first
-    while not isinstance(newest, Shutdown):
-        try:
-            newest = requests.get_nowait()
-        except queue.Empty:
-            break
-    return newest
+class Inbox:
+    """The worker's view of its request queue: suggestions are latest-wins (a newer one
+    supersedes an older one, even mid-generation); other requests (compare, search, directions)
+    are all served, in order, before the newest suggestion. Shutdown wins over everything."""
+
+    def __init__(self, requests: "queue.Queue[Request]") -> None:
+        self.requests = requests
+        self.others: deque[Request] = deque()
+        self.suggestion: SuggestRequest | None = None
+        self.shutdown = False
+
+    def _take(self, request: Request) -> None:
+        if isinstance(request, Shutdown):
+            self.shutdown = True
+        elif isinstance(request, SuggestRequest):
+            self.suggestion = request
+        else:
+            self.others.append(request)
+
+    def drain(self) -> bool:
+        """Take everything waiting, without blocking. True if a newer suggestion (or Shutdown)
+        arrived: the one being generated is stale."""
+        newer = False
+        while True:
+            try:
+                request = self.requests.get_nowait()
+            except queue.Empty:
+                return newer
+            self._take(request)
+            newer = newer or isinstance(request, SuggestRequest | Shutdown)
+
+    def next(self) -> Request:
+        """Block until there is work; return Shutdown, then other requests, then the suggestion."""
+        if not (self.shutdown or self.others or self.suggestion):
+            self._take(self.requests.get())
+        self.drain()
+        if self.shutdown:
+            return Shutdown()
+        if self.others:
+            return self.others.popleft()
+        request, self.suggestion = self.suggestion, None
+        assert request is not None
+        return request
 
 
 def serve(config: WorkerConfig, requests: "queue.Queue[Request]", emit: Callable[[Event], None]) -> None:
@@ -62,29 +109,31 @@ def serve(config: WorkerConfig, requests: "queue.Queue[Request]", emit: Callable
     except TinymorphError as exc:
         emit(WorkerFailed(str(exc)))
         return
-    generator = Generator(lm, config.context_tokens)
-    emit(WorkerReady(lm.name, time.perf_counter() - t0, lm.hook_layer, lm.d_model, generator.context_tokens))
+    sae, data, sae_message = _load_sae(config, lm, emit)
+    max_acts = torch.tensor([max(f.max_act, 1e-6) for f in data.features]) if data is not None else None
+    generator = Generator(lm, config.context_tokens, sae, max_acts)
+    emit(WorkerReady(
+        lm.name, time.perf_counter() - t0, lm.hook_layer, lm.d_model, generator.context_tokens,
+        model_id=config.manifest.hub_id or config.manifest.name,
+        sae_id=sae.sae_id if sae else "", d_sae=sae.d_sae if sae else 0,
+        feature_folder=str(feature_folder_for(config.sae, config.manifest, config.cache_dir)) if sae else "",
+        sae_message=sae_message,
+    ))
 
-    pending: Request | None = None
+    inbox = Inbox(requests)
     while True:
-        request = _newest(pending if pending is not None else requests.get(), requests)
-        pending = None
+        request = inbox.next()
         if isinstance(request, Shutdown):
             return
-        assert isinstance(request, SuggestRequest)
-
-        def is_stale() -> bool:
-            nonlocal pending
-            try:
-                pending = requests.get_nowait()
-            except queue.Empty:
-                return False
-            return True
+        if not isinstance(request, SuggestRequest):
+            _serve_other(request, generator, lm, sae, data, emit)
+            continue
 
         rid = request.request_id
         try:
             result = generator.suggest(
-                request, is_stale, lambda text, ms, rid=rid: emit(TokensStreamed(rid, text, ms))
+                request, inbox.drain, lambda text, ms, rid=rid: emit(TokensStreamed(rid, text, ms)),
+                lambda features, rid=rid: emit(FeaturesLit(rid, features)) if sae is not None else None,
             )
         except TinymorphError as exc:
             emit(RequestFailed(rid, str(exc)))
@@ -95,6 +144,58 @@ def serve(config: WorkerConfig, requests: "queue.Queue[Request]", emit: Callable
             continue
         if result is not None:
             emit(result)
+
+
+def _load_sae(
+    config: WorkerConfig, lm: LoadedModel, emit: Callable[[Event], None]
+) -> tuple[LoadedSAE | None, FeatureData | None, str]:
+    """Load the SAE asked for, moving the hook layer (and its median norm) to the SAE's layer.
+    An SAE that cannot load leaves the editor working without features: the message says why."""
+    if config.sae == "none":
+        return None, None, ""
+    assert isinstance(config.manifest, ModelManifest)
+    emit(LoadProgressed("loading the SAE", 0.97))
+    try:
+        sae = load_sae(config.sae, config.manifest, lm.d_model, int(lm.model.config.num_hidden_layers),
+                       allow_downloads=config.allow_downloads)
+    except TinymorphError as exc:
+        return None, None, str(exc)
+    if sae.layer != lm.hook_layer:
+        lm.hook_layer = sae.layer
+        lm.median_norm = measure_median_norm(lm.model, lm.tokenizer, sae.layer)
+    try:
+        data = load_feature_data(feature_folder_for(config.sae, config.manifest, config.cache_dir), sae.d_sae)
+    except TinymorphError as exc:
+        return sae, None, f"no feature labels: {exc}"
+    return sae, data, ""
+
+
+def _serve_other(
+    request: Request, generator: Generator, lm: LoadedModel, sae: LoadedSAE | None, data: FeatureData | None,
+    emit: Callable[[Event], None],
+) -> None:
+    """Compare, feature search and "more like this": short requests, never abandoned midway."""
+    rid = getattr(request, "request_id", 0)
+    try:
+        if isinstance(request, CompareRequest):
+            texts = []
+            for spec in (SteeringSpec(), request.steering):
+                req = SuggestRequest(rid, request.text, steering=spec, alternatives=1, seed=request.seed,
+                                     max_new_tokens=request.max_new_tokens, temperature=request.temperature)
+                result = generator.suggest(req, lambda: False, lambda _t, _ms: None)
+                texts.append(result.alternatives[0] if result and result.alternatives else "")
+            emit(ComparisonReady(rid, texts[0], texts[1]))
+        elif isinstance(request, SearchFeatures):
+            scores = activation_scores(lm, sae, data, request.text) if sae is not None and data is not None else {}
+            emit(FeatureSearchReady(rid, request.text, tuple(sorted(scores.items(), key=lambda kv: -kv[1]))))
+        elif isinstance(request, MakeDirection):
+            vector, n = more_like_this(lm, request.text)
+            emit(DirectionMade(rid, request.name, tuple(float(x) for x in vector), n))
+    except TinymorphError as exc:
+        emit(RequestFailed(rid, str(exc)))
+    except RuntimeError as exc:
+        traceback.print_exc()
+        emit(RequestFailed(rid, f"request failed: {exc}"))
 
 
 def worker_main(config: WorkerConfig, requests: "queue.Queue[Request]", events: "queue.Queue[Event]") -> None:

@@ -16,7 +16,7 @@ from tinymorph.sae.loading import LoadedSAE
 @torch.no_grad()
 def feature_activations(lm: LoadedModel, sae: LoadedSAE, text: str) -> torch.Tensor:
     """SAE feature activations (T, d_sae) for the tokens of `text` (BOS excluded)."""
-    ids = lm.tokenizer(text, return_tensors="pt").input_ids  # (1, T+1), BOS first
+    ids = torch.tensor([[lm.tokenizer.bos_token_id, *lm.tokenizer(text, add_special_tokens=False).input_ids]])
     resid = run_to_layer(lm.model, decoder_layers(lm.model), sae.layer, ids)  # (1, T+1, d)
     return sae.encode(resid[0, 1:])  # (T, F)
 

@@ -47,3 +47,20 @@ def m003_ui_state(db: Database) -> None:
     """Choices made inside the editor (the theme picked in the palette) are remembered across
     runs without rewriting the writer's hand-edited config file."""
     db["ui_state"].create({"key": str, "value": str}, pk="key")
+
+
+@migrations()
+def m004_presets(db: Database) -> None:
+    """Saved steering presets: a name, the model and SAE they were made for, and their terms
+    (JSON in the export format's shape, so an old preset stays readable)."""
+    db["presets"].create(
+        {"name": str, "model": str, "sae": str, "preset": str, "updated": str},
+        pk="name",
+        not_null={"model", "sae", "preset"},
+    )
+
+
+@migrations()
+def m005_document_preset(db: Database) -> None:
+    """Reopening a document restores the last preset used on it."""
+    db["documents"].add_column("preset", str)

@@ -3,6 +3,7 @@
 Owns: all SQL access. Imports sqlite-utils only (no torch, no Textual). Errors: StoreError.
 """
 
+import json
 import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -11,7 +12,8 @@ from typing import Literal
 
 from sqlite_utils import Database
 
-from tinymorph.errors import StoreError
+from tinymorph.errors import PresetError, StoreError
+from tinymorph.presets import Preset, SteeringTarget, preset_from_json
 from tinymorph.store.migrations import migrations
 
 Outcome = Literal["accepted", "partially_accepted", "rejected", "dropped"]
@@ -29,6 +31,8 @@ class DocumentState:
     cursor_row: int
     cursor_column: int
     last_opened: str
+    preset: str | None = None
+    """The name of the last steering preset used on this document."""
 
 
 class Store:
@@ -67,6 +71,69 @@ class Store:
                 {"path": path, "cursor_row": cursor_row, "cursor_column": cursor_column, "last_opened": _now()},
                 pk="path",
             )
+
+    def remember_preset(self, path: str, preset: str | None) -> None:
+        """Record `preset` as the last one used on `path` (None: no preset)."""
+        with self.db.conn:
+            if self.document(path) is None:
+                self.db["documents"].insert(
+                    {"path": path, "cursor_row": 0, "cursor_column": 0, "last_opened": _now(), "preset": preset}
+                )
+            else:
+                self.db["documents"].update(path, {"preset": preset})
+
+    # --- presets ---------------------------------------------------------------------------
+
+    def save_preset(self, preset: Preset) -> None:
+        """Save (or replace) a preset under its name."""
+        with self.db.conn:
+            self.db["presets"].upsert(
+                {"name": preset.name, "model": preset.model, "sae": preset.sae_id,
+                 "preset": json.dumps(preset.to_json()), "updated": _now()},
+                pk="name",
+            )
+
+    def preset_names(self) -> list[str]:
+        """Every saved preset's name, alphabetically."""
+        return [r["name"] for r in self.db["presets"].rows_where(order_by="name")]
+
+    def preset(self, name: str, target: SteeringTarget) -> Preset:
+        """The preset called `name`, checked against `target`. Raises PresetError if there is
+        none, or it was made for another model or SAE."""
+        rows = list(self.db["presets"].rows_where("name = ?", [name]))
+        if not rows:
+            raise PresetError(f"there is no preset called {name!r}")
+        return preset_from_json(json.loads(rows[0]["preset"]), target, f"preset {name!r}")
+
+    def preset_json(self, name: str) -> dict:
+        """The stored export JSON of `name`. Raises PresetError if there is none."""
+        rows = list(self.db["presets"].rows_where("name = ?", [name]))
+        if not rows:
+            raise PresetError(f"there is no preset called {name!r}")
+        return json.loads(rows[0]["preset"])  # type: ignore[no-any-return]
+
+    def rename_preset(self, old: str, new: str) -> None:
+        """Rename a preset (documents that used it follow). Raises PresetError if `old` does not
+        exist, `new` is empty or taken."""
+        new = new.strip()
+        if not new:
+            raise PresetError("a preset needs a name")
+        data = self.preset_json(old)
+        if new != old and new in self.preset_names():
+            raise PresetError(f"a preset called {new!r} exists already")
+        data["name"] = new
+        with self.db.conn:
+            self.db["presets"].delete(old)
+            self.db["presets"].insert({"name": new, "model": data["model"], "sae": data["sae"],
+                                       "preset": json.dumps(data), "updated": _now()})
+            self.db.execute("update documents set preset = ? where preset = ?", [new, old])
+
+    def delete_preset(self, name: str) -> None:
+        """Delete a preset; documents that used it forget it. Raises PresetError if none."""
+        self.preset_json(name)
+        with self.db.conn:
+            self.db["presets"].delete(name)
+            self.db.execute("update documents set preset = null where preset = ?", [name])
 
     # --- suggestion events -----------------------------------------------------------------
 

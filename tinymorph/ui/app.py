@@ -23,6 +23,7 @@ from tinymorph.document import DocumentFormat, load_document, save_document
 from tinymorph.engine.protocol import (
     Event,
     LoadProgressed,
+    Request,
     RequestFailed,
     SuggestionReady,
     SuggestRequest,
@@ -35,6 +36,8 @@ from tinymorph.errors import DocumentError
 from tinymorph.store import Store
 from tinymorph.ui.editor import SuggestingEditor
 from tinymorph.ui.messages import EngineReported, SuggestionEnded, SuggestionWanted
+from tinymorph.ui.steering import SteeringPanel
+from tinymorph.ui.steering_actions import SteeringActions
 from tinymorph.ui.themes import load_themes
 from tinymorph.ui.widgets import QuitScreen, StatusBar
 
@@ -47,7 +50,7 @@ class Engine(Protocol):
     """What the app needs from the engine client (engine.client.EngineClient, or a fake)."""
 
     def start(self, on_event: Callable[[Event], None]) -> None: ...
-    def request(self, req: SuggestRequest) -> None: ...
+    def request(self, req: Request) -> None: ...
     def stop(self, timeout: float = 3.0) -> None: ...
     def next_request_id(self) -> int: ...
 
@@ -59,8 +62,8 @@ class _InFlight:
     sent_at: float
 
 
-class TinymorphApp(App[None]):
-    """tinymorph's editor on one file."""
+class TinymorphApp(SteeringActions, App[None]):
+    """tinymorph's editor on one file, with the steering panel beside it."""
 
     TITLE = "tinymorph"
     CSS = """
@@ -70,6 +73,11 @@ class TinymorphApp(App[None]):
         Binding("ctrl+s", "save", "Save", id="save"),
         Binding("ctrl+q", "quit", "Quit", priority=True, id="quit"),
         Binding("ctrl+g", "toggle_suggestions", "Suggestions on/off", show=False, id="toggle_suggestions"),
+        Binding("ctrl+t", "toggle_steering", "Steering", id="toggle_steering"),
+        Binding("ctrl+f", "search_features", "Find feature", id="search_features"),
+        Binding("alt+p", "pin_feature", "Pin lens feature", show=False, id="pin_feature"),
+        Binding("alt+c", "compare", "Compare", show=False, id="compare"),
+        Binding("alt+m", "more_like_this", "More like this", show=False, id="more_like_this"),
     ]
 
     def __init__(
@@ -107,6 +115,9 @@ class TinymorphApp(App[None]):
             id="editor",
         )
         self.status = StatusBar(self.path.name)
+        self.panel = SteeringPanel(id="steering")
+        self.panel.display = False
+        yield self.panel
         yield self.editor
         yield self.status
         yield Footer()
@@ -146,6 +157,7 @@ class TinymorphApp(App[None]):
             self.model_name = event.model_name
             self.editor.suggestions_enabled = self.settings.suggestions
             self._set_model_state(f"{event.model_name}: ready")
+            self.steering_ready(event)
             self.editor.schedule_suggestion()
         elif isinstance(event, TokensStreamed):
             flight = self._in_flight.get(event.request_id)
@@ -161,6 +173,8 @@ class TinymorphApp(App[None]):
                 )
             if not self._in_flight:
                 self._set_model_state(f"{self.model_name}: ready")
+        elif self.steering_event(event):
+            pass
         elif isinstance(event, RequestFailed):
             self._in_flight.pop(event.request_id, None)
             self.notify(event.message, title="Suggestion failed", severity="warning")
@@ -197,6 +211,7 @@ class TinymorphApp(App[None]):
                 max_new_tokens=self.settings.max_new_tokens,
                 temperature=self.settings.temperature,
                 seed=request_id,
+                steering=self.panel.spec(),
             )
         )
         self._set_model_state(f"{self.model_name}: generating")
@@ -209,7 +224,7 @@ class TinymorphApp(App[None]):
             message.alternative_index,
             message.alternatives,
             message.accepted_chars,
-            "[]",
+            self.panel.spec().summary(),
             self.model_name,
         )
 
@@ -287,6 +302,16 @@ class TinymorphApp(App[None]):
             ("Previous alternative", "Show the previous continuation (Alt+[)", "previous_alternative"),
             ("Undo", "Undo the last edit (Ctrl+Z)", "undo"),
             ("Redo", "Redo (Ctrl+Y)", "redo"),
+            ("Steering panel", "Show or hide the feature sliders (Ctrl+T)", "app.toggle_steering"),
+            ("Find feature", "Search SAE features by words and add one as a slider (Ctrl+F)", "app.search_features"),
+            ("Pin lens feature", "Add the strongest feature under the cursor as a slider (Alt+P)", "app.pin_feature"),
+            ("Compare steered / unsteered", "Both continuations here, same seed (Alt+C)", "app.compare"),
+            ("More like this", "A slider toward the selected text (Alt+M)", "app.more_like_this"),
+            ("Add direction", "A shipped tonality slider: formal/casual, positive/negative, ...", "app.add_direction"),
+            ("Save preset", "Save the sliders under a name", "app.save_preset"),
+            ("Load preset", "Replace the sliders with a saved preset", "app.load_preset"),
+            ("Rename preset", "Rename a saved preset", "app.rename_preset"),
+            ("Delete preset", "Delete a saved preset", "app.delete_preset"),
         ]
         for title, help_text, action in commands:
             # run_action resolves "app." actions on the app and others on the editor, and

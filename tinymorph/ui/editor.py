@@ -6,9 +6,12 @@ alternatives, and dropping it when the cursor moves. Asks through messages; neve
 worker itself.
 """
 
+from rich.segment import Segment
+from rich.style import Style
 from textual import events
 from textual.actions import SkipAction
 from textual.binding import Binding
+from textual.strip import Strip
 from textual.timer import Timer
 from textual.widgets import TextArea
 from textual.widgets.text_area import Selection
@@ -44,7 +47,13 @@ class SuggestingEditor(TextArea):
         color: $foreground 50%;
         text-style: italic;
     }
+    SuggestingEditor .editor--inlay {
+        color: $foreground 40%;
+    }
     """
+    COMPONENT_CLASSES = {"editor--inlay"}
+    INLAY_MIN_ROOM = 10
+    """Cells the cursor's line must have free for the feature lens to show."""
 
     def __init__(self, text: str, *, idle_delay_ms: int, context_chars: int, **kwargs) -> None:
         # Set before TextArea.__init__: it moves the selection, which calls _watch_selection.
@@ -61,6 +70,47 @@ class SuggestingEditor(TextArea):
         self._typed = ""  # characters of the shown suggestion the writer has typed or accepted
         self._accepted_chars = 0
         self._moving_by_edit = False
+        self._inlay = ""
+
+    # --- the feature lens: an inlay hint beside the cursor's line ------------------------
+
+    @property
+    def inlay(self) -> str:
+        """Dimmed text drawn at the right end of the cursor's (visual) line; never part of the
+        document, not selectable, not saved."""
+        return self._inlay
+
+    @inlay.setter
+    def inlay(self, text: str) -> None:
+        if text != self._inlay:
+            self._inlay = text
+            self.refresh()
+
+    def render_line(self, y: int) -> Strip:
+        strip = super().render_line(y)
+        if not self._inlay or not self.has_focus:
+            return strip
+        _, cursor_y = self.wrapped_document.location_to_offset(self.cursor_location)
+        if self.scroll_offset.y + y != cursor_y:
+            return strip
+        width = strip.cell_length
+        room = width - len(strip.text.rstrip()) - 2
+        if room < self.INLAY_MIN_ROOM:
+            return strip
+        hint = f"◂ {self._inlay}"
+        hint = hint if len(hint) <= room else hint[: room - 1] + "…"
+        style = self.rich_style + self.get_component_rich_style("editor--inlay", partial=True)
+        return Strip.join([strip.crop(0, width - len(hint) - 1), Strip([Segment(hint + " ", Style.chain(style))])])
+
+    def restart_suggestion(self) -> None:
+        """Drop the ghost text and everything remembered, and ask again now (the steering
+        changed, so earlier continuations no longer answer the question)."""
+        if self.suggestion:
+            self._end("dropped")
+        self.memory = SuggestionMemory()
+        self._pending_before = None
+        if self.suggestions_enabled:
+            self._idle()
 
     # --- asking --------------------------------------------------------------------------
 

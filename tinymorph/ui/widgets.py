@@ -25,10 +25,13 @@ class StatusBar(Static):
         self.words = 0
         self.model_state = "model: starting"
         self.latency = ""
+        self.steering = ""
 
     def refresh_status(self) -> None:
         saved = "modified" if self.modified else "saved"
         parts = [self.file_name, saved, f"{self.words} words", self.model_state]
+        if self.steering:
+            parts.append(self.steering)
         if self.latency:
             parts.append(self.latency)
         self.update("  ·  ".join(parts))

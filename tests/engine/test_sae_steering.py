@@ -1,0 +1,174 @@
+"""Steering by SAE feature (add and ablate) and the feature lens, on the tiny model."""
+
+import queue
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.sae.conftest import save_topk_sae
+from tinymorph.domain import SteeringSpec, SteeringTerm
+from tinymorph.engine.generate import LENS_TOKENS, Generator
+from tinymorph.engine.model import decoder_layers, load_model
+from tinymorph.engine.protocol import (
+    ComparisonReady,
+    CompareRequest,
+    DirectionMade,
+    FeatureSearchReady,
+    FeaturesLit,
+    MakeDirection,
+    SearchFeatures,
+    Shutdown,
+    SuggestionReady,
+    SuggestRequest,
+    WorkerConfig,
+    WorkerReady,
+)
+from tinymorph.engine.steering import resolve_steering, steered
+from tinymorph.engine.worker import serve
+from tinymorph.errors import SteeringError
+from tinymorph.sae.corpus import token_sequences
+from tinymorph.sae.feature_data import build_feature_data
+from tinymorph.sae.loading import load_sae
+
+
+@pytest.fixture(scope="module")
+def lm(tiny_manifest):
+    return load_model(tiny_manifest, Path("/nonexistent"), lambda *_: None)
+
+
+@pytest.fixture
+def sae(tiny_manifest, tmp_path):
+    return load_sae(str(save_topk_sae(tmp_path / "sae")), tiny_manifest, 64, 4)
+
+
+@pytest.fixture
+def exact(tiny_manifest, tmp_path):
+    return load_sae(str(save_topk_sae(tmp_path / "exact", exact=True)), tiny_manifest, 64, 4)
+
+
+def layer_output(lm, ids, steering=None):
+    layer = decoder_layers(lm.model)[lm.hook_layer]
+    seen = []
+    probe = layer.register_forward_hook(lambda _m, _a, out: seen.append(out))
+    with torch.no_grad(), steered(layer, steering):
+        # steered() registers its hook after the probe: move the probe last by re-registering
+        probe.remove()
+        probe = layer.register_forward_hook(lambda _m, _a, out: seen.append(out))
+        lm.model(torch.tensor([ids]))
+    probe.remove()
+    return seen[-1][0]  # (T, d)
+
+
+def test_a_feature_term_adds_its_unit_decoder_direction(lm, sae):
+    spec = SteeringSpec((SteeringTerm(0.5, feature=7, label="f7"),))
+    steering = resolve_steering(spec, 64, lm.median_norm, sae)
+    direction = sae.directions()[7]
+    torch.testing.assert_close(steering.vector, 0.5 * lm.median_norm * direction / direction.norm())
+    assert steering.ablate is None
+
+
+def test_feature_terms_need_an_sae_and_a_real_index(lm, sae):
+    with pytest.raises(SteeringError, match="needs an SAE"):
+        resolve_steering(SteeringSpec((SteeringTerm(0.5, feature=1),)), 64, lm.median_norm, None)
+    with pytest.raises(SteeringError, match="feature 99 does not exist"):
+        resolve_steering(SteeringSpec((SteeringTerm(0.5, feature=99),)), 64, lm.median_norm, sae)
+
+
+def test_ablation_removes_only_the_features_decoded_contribution(lm, exact):
+    """With the exact SAE, feature j is +e_j: ablating it zeroes coordinate j where it is
+    positive, and leaves every other coordinate (and BOS) alone."""
+    ids = lm.tokenizer("The sea was calm").input_ids
+    plain = layer_output(lm, ids)
+    spec = SteeringSpec((SteeringTerm(1.0, feature=5, mode="ablate"),))
+    ablated = layer_output(lm, ids, resolve_steering(spec, 64, lm.median_norm, exact))
+    expected = plain.clone()
+    expected[1:, 5] = plain[1:, 5].clamp(max=0)
+    torch.testing.assert_close(ablated, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_mode_and_strength_zero_switch_terms_off():
+    assert SteeringSpec((SteeringTerm(0.0, feature=3),)).is_empty
+    with pytest.raises(ValueError, match="only SAE features"):
+        SteeringTerm(1.0, direction=(1.0,), mode="ablate")
+    assert SteeringTerm(5.0, feature=1).with_strength(5.0).strength == 2.0
+
+
+def lens_of(lm, sae, text):
+    gen = Generator(lm, 31, sae)
+    gen.suggest(SuggestRequest(1, text, alternatives=1, max_new_tokens=1), lambda: False, lambda *_: None)
+    return gen
+
+
+def test_the_lens_reports_the_strongest_features_of_the_last_tokens(lm, sae):
+    gen = lens_of(lm, sae, "The sea was calm")
+    ids = gen.context_ids("The sea was calm")
+    with torch.no_grad():
+        acts = sae.encode(layer_output(lm, ids)[1:][-LENS_TOKENS:])  # (n, F)
+    best = acts.max(0).values.topk(3)
+    got = gen.lens()
+    assert [i for i, _ in got] == best.indices.tolist()
+    assert [v for _, v in got] == pytest.approx(best.values.tolist(), rel=1e-4)
+
+
+def test_the_lens_is_the_same_after_kv_reuse_and_under_steering(lm, sae):
+    gen = lens_of(lm, sae, "The sea was cal")
+    steer = SteeringSpec((SteeringTerm(1.5, feature=2),))
+    gen.suggest(SuggestRequest(2, "The sea was calm", alternatives=1, max_new_tokens=1, steering=steer),
+                lambda: False, lambda *_: None)
+    fresh = lens_of(lm, sae, "The sea was calm").lens()
+    assert [i for i, _ in gen.lens()] == [i for i, _ in fresh]
+
+
+def test_the_worker_serves_lens_search_compare_and_directions(lm, tiny_manifest, tmp_path):
+    folder = save_topk_sae(tmp_path / "sae")
+    sae = load_sae(str(folder), tiny_manifest, 64, 4)
+    seqs = token_sequences(iter(["The sea was calm and the boats came home. " * 6]), lm.tokenizer, 32)
+    build_feature_data(lm, sae, seqs).save(folder)
+    requests: queue.Queue = queue.Queue()
+    for r in (
+        SuggestRequest(1, "The sea was", max_new_tokens=4),
+        SearchFeatures(2, "boats"),
+        MakeDirection(3, "boaty", "the boats came home"),
+        CompareRequest(4, "The sea", SteeringSpec((SteeringTerm(1.0, feature=3),)), max_new_tokens=6, temperature=0),
+    ):
+        requests.put(r)
+    events = []
+
+    def emit(event):
+        events.append(event)
+        if isinstance(event, SuggestionReady):  # every other request is served before it
+            requests.put(Shutdown())
+
+    config = WorkerConfig(tiny_manifest, str(tmp_path / "cache"), 511, str(tmp_path / "log"), sae=str(folder))
+    serve(config, requests, emit)
+    kinds = {type(e): e for e in events}
+    assert [type(e) for e in events if hasattr(e, "request_id")][-1] is SuggestionReady
+    ready = kinds[WorkerReady]
+    assert ready.sae_id == str(folder) and ready.d_sae == 32 and ready.feature_folder == str(folder)
+    assert kinds[FeaturesLit].request_id == 1 and kinds[FeaturesLit].features
+    assert kinds[SuggestionReady].request_id == 1
+    assert kinds[FeatureSearchReady].text == "boats"
+    made = kinds[DirectionMade]
+    assert made.name == "boaty" and len(made.direction) == 64 and made.tokens == len("the boats came home")
+    compared = kinds[ComparisonReady]
+    plain = Generator(lm, 31).suggest(SuggestRequest(9, "The sea", alternatives=1, max_new_tokens=6, temperature=0),
+                                      lambda: False, lambda *_: None)
+    assert compared.unsteered == (plain.alternatives[0] if plain.alternatives else "")
+
+
+def test_a_worker_whose_sae_cannot_load_still_suggests(tiny_manifest, tmp_path):
+    requests: queue.Queue = queue.Queue()
+    requests.put(SuggestRequest(1, "The sea", max_new_tokens=2))
+    events = []
+
+    def emit(event):
+        events.append(event)
+        if isinstance(event, SuggestionReady):
+            requests.put(Shutdown())
+
+    config = WorkerConfig(tiny_manifest, str(tmp_path / "c"), 511, str(tmp_path / "log"), sae="default")
+    serve(config, requests, emit)
+    ready = next(e for e in events if isinstance(e, WorkerReady))
+    assert ready.sae_id == "" and "no SAE is shipped" in ready.sae_message
+    assert any(isinstance(e, SuggestionReady) for e in events)

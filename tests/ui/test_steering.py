@@ -1,0 +1,142 @@
+"""The writer steers: finds a feature, pins it, turns it up, mutes, ablates, compares, saves a
+preset and finds it applied when the document is reopened (Pilot, scripted engine)."""
+
+from pathlib import Path
+
+import pytest
+
+from tests.ui.fakes import ScriptedEngine, tiny_feature_data
+from tinymorph.config import Settings
+from tinymorph.domain import DEFAULT_STRENGTH
+from tinymorph.paths import package_data_dir
+from tinymorph.store import Store
+from tinymorph.ui.app import TinymorphApp, make_app
+from tinymorph.ui.dialogs import CompareScreen, FeatureSearchScreen
+
+
+@pytest.fixture
+def notes(tmp_path: Path) -> Path:
+    path = tmp_path / "notes.md"
+    path.write_text("Out at the harbour", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> ScriptedEngine:
+    tiny_feature_data(tmp_path / "sae")
+    return ScriptedEngine(feature_folder=tmp_path / "sae")
+
+
+def build(path: Path, store: Store, engine: ScriptedEngine) -> TinymorphApp:
+    return make_app(path, Settings(idle_delay_ms=10), store, engine, package_data_dir("themes"))
+
+
+async def settle(pilot, app: TinymorphApp, until=lambda: True, tries: int = 60) -> None:
+    for _ in range(tries):
+        await pilot.pause(0.02)
+        if until():
+            return
+
+
+def last_terms(engine: ScriptedEngine):
+    return engine.suggest_requests[-1].steering.terms
+
+
+async def test_search_add_turn_up_and_the_suggestion_is_asked_again(notes, store, engine):
+    app = build(notes, store, engine)
+    async with app.run_test() as pilot:
+        app.editor.move_cursor(app.editor.document.end)
+        await settle(pilot, app, lambda: app.feature_data is not None and engine.suggest_requests)
+        await pilot.press("ctrl+f")
+        await settle(pilot, app, lambda: isinstance(app.screen, FeatureSearchScreen))
+        assert isinstance(app.screen, FeatureSearchScreen)
+        await pilot.press(*"ocean")
+        await settle(pilot, app, lambda: app.screen.activation.get("ocean"))
+        assert app.screen.hits[0].index == 1  # label match and fires on "ocean"
+        await pilot.press("enter")
+        await settle(pilot, app, lambda: last_terms(engine))
+        (term,) = last_terms(engine)
+        assert (term.feature, term.strength, term.mode) == (1, DEFAULT_STRENGTH, "add")
+        assert app.panel.display and "sea / ocean" in term.label
+        asked = len(engine.suggest_requests)
+        await pilot.press("ctrl+t")  # into the panel
+        assert app.panel.has_focus
+        await pilot.press("right", "right", "shift+right")
+        await settle(pilot, app)
+        assert len(engine.suggest_requests) > asked  # each change re-asks at once
+        assert last_terms(engine)[0].strength == pytest.approx(DEFAULT_STRENGTH + 0.35)
+        assert "steering: 1" in str(app.status.render())
+        await pilot.press("m")  # mute all: the next request is unsteered
+        await settle(pilot, app)
+        assert last_terms(engine) == ()
+        await pilot.press("m", "a")  # unmute; switch the row to ablate
+        await settle(pilot, app)
+        assert last_terms(engine)[0].mode == "ablate"
+        await pilot.press("0")
+        await settle(pilot, app)
+        assert last_terms(engine) == () or not last_terms(engine)[0].active
+        await pilot.press("x")
+        assert app.panel.terms == []
+
+
+async def test_the_lens_shows_labels_beside_the_cursor_and_pins(notes, store, engine):
+    app = build(notes, store, engine)
+    async with app.run_test() as pilot:
+        app.editor.move_cursor(app.editor.document.end)
+        await settle(pilot, app, lambda: app.feature_data is not None and app.editor.inlay)
+        await settle(pilot, app, lambda: "harbour" in app.editor.inlay)
+        assert app.editor.inlay == "harbour / boats · sea / ocean"
+        assert "harbour / boats" in app.editor.render_line(0).text  # drawn on the cursor's line
+        assert "harbour / boats" not in app.editor.text  # never part of the document
+        await pilot.press("alt+p")
+        await settle(pilot, app)
+        assert [t.feature for t in app.panel.terms] == [2]
+
+
+async def test_compare_and_more_like_this(notes, store, engine):
+    app = build(notes, store, engine)
+    async with app.run_test() as pilot:
+        app.editor.move_cursor(app.editor.document.end)
+        await settle(pilot, app, lambda: app.feature_data is not None)
+        app.add_feature(1)
+        await pilot.press("alt+c")
+        await settle(pilot, app, lambda: isinstance(app.screen, CompareScreen))
+        await pilot.pause(0.1)
+        shown = str(app.screen.query_one("#steered").render())
+        assert "salt and spray" in shown
+        await pilot.press("escape")
+        app.editor.select_all()
+        await pilot.press("alt+m")
+        await settle(pilot, app, lambda: len(app.panel.terms) == 2)
+        assert app.panel.terms[1].label == "like: Out at the harbour" and app.panel.terms[1].direction
+
+
+async def test_a_saved_preset_is_restored_when_the_document_is_reopened(notes, tmp_path, engine):
+    store = Store(tmp_path / "store.db")
+    app = build(notes, store, engine)
+    async with app.run_test() as pilot:
+        await settle(pilot, app, lambda: app.feature_data is not None)
+        app.add_feature(1)
+        app.add_feature(3)
+        app.action_save_preset()
+        await pilot.pause(0.05)
+        await pilot.press(*"sea voice", "enter")
+        await pilot.pause(0.05)
+    assert store.preset_names() == ["sea voice"]
+    store.close()
+
+    store = Store(tmp_path / "store.db")
+    again = build(notes, store, ScriptedEngine(feature_folder=tmp_path / "sae"))
+    async with again.run_test() as pilot:
+        await settle(pilot, again, lambda: again.panel.terms)
+        assert [t.feature for t in again.panel.terms] == [1, 3] and again.panel.display
+    store.close()
+
+
+async def test_without_an_sae_steering_keys_explain_themselves(notes, store):
+    app = build(notes, store, ScriptedEngine())
+    async with app.run_test() as pilot:
+        await pilot.press("ctrl+f")
+        await pilot.pause(0.05)
+        assert not isinstance(app.screen, FeatureSearchScreen)
+        assert any("No SAE" in str(n.message) for n in app._notifications)
