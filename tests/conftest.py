@@ -51,6 +51,14 @@ def tiny_manifest(tiny_model_dir: Path) -> ModelManifest:
     return ModelManifest(name="tiny-gemma3", kind="local", location=str(tiny_model_dir), hook_layer=2, dtype="float32")
 
 
+@pytest.fixture(scope="session")
+def tiny_lm(tiny_manifest: ModelManifest):
+    """The tiny model loaded as the worker loads a model (hook layer 2, float32)."""
+    from tinymorph.engine.model import load_model
+
+    return load_model(tiny_manifest, Path("/nonexistent"), lambda _s, _f: None)
+
+
 @pytest.fixture(autouse=True)
 def tinymorph_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own TINYMORPH_HOME: no test reads or writes the user's files."""

@@ -67,3 +67,30 @@ def test_the_store_saves_lists_renames_deletes_and_remembers_per_document(store)
     with pytest.raises(PresetError, match="made for the model"):
         store.save_preset(PRESET)
         store.preset("sea voice", SteeringTarget("gpt2", "x", 10, 4))
+
+
+def test_the_presets_command_exports_lists_and_imports_checked(tmp_path, tiny_model_dir, capsys):
+    from tests.sae.conftest import save_topk_sae
+    from tinymorph.cli import main
+    from tinymorph.paths import app_paths
+    from tinymorph.store import Store
+
+    sae = save_topk_sae(tmp_path / "sae", model_name="")
+    common = ["--model", str(tiny_model_dir), "--sae", str(sae)]
+    preset = {"format": "tinymorph-preset/1", "name": "calm", "model": tiny_model_dir.name, "sae": str(sae.resolve()),
+              "features": [{"index": 3, "strength": 0.5}], "directions": []}
+    (tmp_path / "calm.json").write_text(json.dumps(preset))
+    assert main(["presets", "import", str(tmp_path / "calm.json"), *common]) == 0
+    assert "imported 'calm': 1 sliders" in capsys.readouterr().out
+    assert main(["presets", "list"]) == 0
+    assert capsys.readouterr().out.startswith("calm\t1 slider\t")
+    assert main(["presets", "export", "calm", str(tmp_path / "out.json")]) == 0
+    assert json.loads((tmp_path / "out.json").read_text())["features"][0]["index"] == 3
+    preset["features"][0]["index"] = 32  # the tiny SAE has 32 features
+    preset["name"] = "broken"
+    (tmp_path / "broken.json").write_text(json.dumps(preset))
+    assert main(["presets", "import", str(tmp_path / "broken.json"), *common]) == 8
+    assert "index 32 is out of range" in capsys.readouterr().err
+    store = Store(app_paths().database)
+    assert store.preset_names() == ["calm"]  # nothing half-applied
+    store.close()

@@ -19,7 +19,7 @@ from tinymorph.errors import TinymorphError
 from tinymorph.paths import AppPaths, app_paths, package_data_dir
 from tinymorph.store import Store
 
-SUBCOMMANDS = ("model", "sae", "features", "presets", "bench")
+SUBCOMMANDS = ("model", "sae", "features", "directions", "steer", "presets", "bench")
 
 
 def _editor_parser() -> argparse.ArgumentParser:
@@ -106,6 +106,14 @@ def main(argv: list[str] | None = None) -> int:
             from tinymorph.commands.features import main as features_main
 
             return features_main(argv[1:])
+        if argv and argv[0] == "directions":
+            from tinymorph.commands.directions import main as directions_main
+
+            return directions_main(argv[1:])
+        if argv and argv[0] == "steer":
+            from tinymorph.commands.steer import main as steer_main
+
+            return steer_main(argv[1:])
         if argv and argv[0] == "presets":
             from tinymorph.commands.presets import main as presets_main
 

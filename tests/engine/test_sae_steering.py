@@ -11,8 +11,8 @@ from tinymorph.domain import SteeringSpec, SteeringTerm
 from tinymorph.engine.generate import LENS_TOKENS, Generator
 from tinymorph.engine.model import decoder_layers, load_model
 from tinymorph.engine.protocol import (
-    ComparisonReady,
     CompareRequest,
+    ComparisonReady,
     DirectionMade,
     FeatureSearchReady,
     FeaturesLit,

@@ -57,10 +57,3 @@ def tiny_corpus(tmp_path: Path) -> Path:
         (root / f"book{i}.txt").write_text((TINY_TEXT * 12).replace("sea", f"sea{i}"), encoding="utf-8")
     (root / "notes.md").write_text("# Notes\n\n" + TINY_TEXT * 4, encoding="utf-8")
     return root
-
-
-@pytest.fixture(scope="session")
-def tiny_lm(tiny_manifest):
-    from tinymorph.engine.model import load_model
-
-    return load_model(tiny_manifest, Path("/nonexistent"), lambda _s, _f: None)

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tinymorph.engine.protocol import (
-    ComparisonReady,
     CompareRequest,
+    ComparisonReady,
     DirectionMade,
     Event,
     FeatureSearchReady,

@@ -88,6 +88,11 @@ class Generator:
         self.max_acts = max_acts
         self._prefix: PrefixCache | None = None
 
+    @property
+    def prefix(self) -> PrefixCache | None:
+        """The KV cache of the last context (None before the first request)."""
+        return self._prefix
+
     def context_ids(self, text: str) -> list[int]:
         """BOS + the last tokens of `text`, at most `context_tokens` in all. Leading tokens are
         dropped in blocks of DROP_BLOCK_TOKENS so the start moves rarely."""

@@ -1,0 +1,22 @@
+"""The steering evaluation's mechanics on the tiny model (the real numbers are in docs/steering.md)."""
+
+from tests.sae.conftest import save_topk_sae
+from tinymorph.domain import SteeringSpec, SteeringTerm
+from tinymorph.engine.generate import Generator
+from tinymorph.sae.corpus import token_sequences
+from tinymorph.sae.feature_data import build_feature_data
+from tinymorph.sae.loading import load_sae
+from tinymorph.sae.steer_eval import continue_tokens, decode_throughput, steer_eval
+
+
+def test_steer_eval_fills_the_table_and_measures_speed(tiny_lm, tiny_manifest, tmp_path):
+    sae = load_sae(str(save_topk_sae(tmp_path / "s")), tiny_manifest, 64, 4)
+    data = build_feature_data(tiny_lm, sae, token_sequences(iter(["the boats came home. " * 8]), tiny_lm.tokenizer, 32))
+    gen = Generator(tiny_lm, 31, sae)
+    out, seconds = continue_tokens(gen, "The sea", SteeringSpec((SteeringTerm(1.0, feature=3),)), 6)
+    assert 1 <= len(out) <= 6 and seconds > 0
+    results = steer_eval(tiny_lm, sae, data, ["The sea was", "Boats came"], [3, 5], [0.5, 2.0], tokens=5)
+    assert [(r.feature, r.strength) for r in results] == [(3, 0.5), (3, 2.0), (5, 0.5), (5, 2.0)]
+    assert all(0 <= r.concept_rate <= 1 and r.perplexity_unsteered > 0 for r in results)
+    speed = decode_throughput(tiny_lm, sae, "The sea", [1, 16], tokens=4, repeats=1)
+    assert set(speed) == {0, 1, 16} and all(v > 0 for v in speed.values())
