@@ -14,7 +14,14 @@ import pytest
 
 from tinymorph.engine.client import EngineClient
 from tinymorph.engine.manifest import resolve_model
-from tinymorph.engine.protocol import SuggestionReady, SuggestRequest, WorkerConfig, WorkerFailed, WorkerReady
+from tinymorph.engine.protocol import (
+    FeaturesLit,
+    SuggestionReady,
+    SuggestRequest,
+    WorkerConfig,
+    WorkerFailed,
+    WorkerReady,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -38,13 +45,17 @@ def test_the_real_model_continues_english_prose(model_cache, tmp_path):
             if isinstance(event, WorkerReady):
                 ready = event
         assert (ready.hook_layer, ready.d_model) == (12, 640)
+        assert (ready.sae_id, ready.d_sae, ready.sae_message) == ("gemma3-270m-res12-topk-4k", 4096, "")
         text = "The harbour was quiet that morning, and the fishermen"
         engine.request(SuggestRequest(1, text, alternatives=3, max_new_tokens=24, temperature=0.7, seed=1))
-        answer = None
+        answer, lit = None, None
         while answer is None:
             event = events.get(timeout=120)
             if isinstance(event, SuggestionReady):
                 answer = event
+            elif isinstance(event, FeaturesLit):
+                lit = event
+        assert lit is not None and 1 <= len(lit.features) <= 3  # the lens, from the same prefill
         assert answer.alternatives, "no continuation"
         best = answer.alternatives[0]
         words = re.findall(r"[A-Za-z']+", best)
@@ -52,3 +63,80 @@ def test_the_real_model_continues_english_prose(model_cache, tmp_path):
         assert best.startswith(" "), best  # continues after "fishermen" with a new word
     finally:
         engine.stop()
+
+
+SEA_WORDS = {
+    "sea",
+    "ocean",
+    "waves",
+    "wave",
+    "ship",
+    "ships",
+    "shore",
+    "boat",
+    "boats",
+    "sail",
+    "sailed",
+    "sailors",
+    "water",
+    "waters",
+    "coast",
+    "harbour",
+    "harbor",
+    "voyage",
+    "tide",
+    "beach",
+    "island",
+    "whale",
+    "deep",
+}
+
+
+@pytest.fixture(scope="module")
+def real(model_cache):
+    from tinymorph.engine.model import load_model
+    from tinymorph.features import load_feature_data
+    from tinymorph.sae.loading import load_sae
+
+    manifest = resolve_model("gemma3-270m")
+    lm = load_model(manifest, model_cache, lambda *_: None)
+    sae = load_sae("default", manifest, lm.d_model, 18)
+    return lm, sae, load_feature_data(sae.folder, sae.d_sae)
+
+
+def test_searching_ocean_finds_features_about_the_sea(real):
+    from tinymorph.sae.search import search_features
+
+    lm, sae, data = real
+    hits = search_features(lm, sae, data, "ocean", limit=5)
+    about_sea = [
+        h
+        for h in hits
+        if SEA_WORDS
+        & set(
+            re.findall(
+                r"[a-z]+",
+                (
+                    data.features[h.index].label + " " + " ".join(c.text for c in data.features[h.index].contexts)
+                ).lower(),
+            )
+        )
+    ]
+    assert len(about_sea) >= 3, [data.features[h.index].label for h in hits]
+
+
+def test_steering_with_a_sea_feature_brings_the_sea_in(real):
+    from tinymorph.domain import SteeringSpec, SteeringTerm
+    from tinymorph.engine.generate import Generator
+    from tinymorph.sae.search import search_features
+    from tinymorph.sae.steer_eval import continue_tokens
+
+    lm, sae, data = real
+    feature = search_features(lm, sae, data, "ocean", limit=1)[0].index
+    gen = Generator(lm, 511, sae)
+    prompt = "After breakfast we walked into town, and"
+    plain, _ = continue_tokens(gen, prompt, SteeringSpec(), 20)
+    steered, _ = continue_tokens(gen, prompt, SteeringSpec((SteeringTerm(0.6, feature=feature),)), 20)
+    assert steered != plain
+    text = lm.tokenizer.decode(steered).lower()
+    assert SEA_WORDS & set(re.findall(r"[a-z]+", text)), text

@@ -42,3 +42,15 @@ def test_suggestion_events_are_recorded_per_path(store):
     store.record_suggestion("/b.md", "rejected", 90.0, 0, 3, 0, "[]", "gemma3-270m")
     events = store.suggestion_events("/a.md")
     assert [(e["outcome"], e["alternative_index"], e["accepted_chars"]) for e in events] == [("accepted", 1, 14)]
+
+
+def test_a_corrupt_store_is_moved_aside_and_a_fresh_one_made(tmp_path: Path):
+    path = tmp_path / "store.db"
+    path.write_bytes(b"this is not a database" * 100)
+    store = Store(path)
+    assert store.recovered_from is not None and store.recovered_from.name.startswith("store.db.corrupt-")
+    assert store.recovered_from.read_bytes().startswith(b"this is not a database")
+    store.remember_document("/a.md", 1, 1)  # the fresh store works
+    assert [m.name for m in migrations.applied(store.db)] == ALL
+    store.close()
+    assert Store(path).recovered_from is None

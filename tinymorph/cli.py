@@ -1,7 +1,7 @@
 """Command line: parse arguments, wire settings + store + engine + app, map errors to exit codes.
 
-Owns: the `tinymorph` command. `tinymorph PATH` edits a file; `tinymorph model prepare` builds
-the local model copy with a progress bar; `tinymorph bench` runs the latency benchmark.
+Owns: the `tinymorph` command. `tinymorph PATH` edits a file; the other commands (model, sae,
+features, directions, steer, presets, bench) live in `commands/` and `bench.py`.
 Errors from the TinymorphError hierarchy become one message on stderr and the class's exit code.
 """
 
@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from tinymorph import __version__
-from tinymorph.cli_common import add_model_options, load_cli_model, settings_from_args
+from tinymorph.cli_common import add_model_options, add_sae_option, load_cli_model, settings_from_args
 from tinymorph.config import Settings
 from tinymorph.engine.client import EngineClient
 from tinymorph.engine.manifest import ModelManifest, resolve_model
@@ -25,9 +25,11 @@ SUBCOMMANDS = ("model", "sae", "features", "directions", "steer", "presets", "be
 def _editor_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tinymorph",
-        description="A terminal writing editor with inline suggestions from a local model. "
-        "Other commands: 'tinymorph model prepare' (build the model copy now), "
-        "'tinymorph bench' (latency benchmark).",
+        description="A terminal writing editor with inline suggestions from a local model, steered "
+        "with SAE features. Other commands (each has --help): 'tinymorph model prepare', "
+        "'tinymorph sae train|eval', 'tinymorph features build|show|search', "
+        "'tinymorph directions build', 'tinymorph steer eval', 'tinymorph presets list|export|import', "
+        "'tinymorph bench'.",
         epilog="Settings come from config.toml in the config directory, then TINYMORPH_* "
         "environment variables, then these flags. TINYMORPH_HOME moves all of tinymorph's "
         "files (config, store, model cache) below one folder.",
@@ -35,6 +37,7 @@ def _editor_parser() -> argparse.ArgumentParser:
     parser.add_argument("path", type=Path, help="the file to edit (created on first save)")
     parser.add_argument("--version", action="version", version=f"tinymorph {__version__}")
     add_model_options(parser)
+    add_sae_option(parser)
     parser.add_argument("--config", type=Path, help="config file (default: config.toml in the config dir)")
     parser.add_argument("--theme", help="theme name (tinymorph-dark, tinymorph-light, tinymorph-high-contrast, ...)")
     parser.add_argument("--idle-delay-ms", type=int, help="pause before a suggestion is requested (default 150)")
@@ -56,7 +59,9 @@ def worker_config(settings: Settings, paths: AppPaths, manifest: ModelManifest) 
         cache_dir=str(paths.models_cache),
         context_tokens=settings.context_tokens,
         log_file=str(paths.cache_dir / "worker.log"),
-        allow_hub=bool(settings.hub_model),
+        allow_hub=bool(settings.hub_model) or settings.allow_downloads,
+        sae=settings.sae,
+        allow_downloads=settings.allow_downloads,
     )
 
 
@@ -118,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
             from tinymorph.commands.presets import main as presets_main
 
             return presets_main(argv[1:])
+        if argv[:2] == ["bench", "sae"]:
+            from tinymorph.bench_sae import run_sae_bench
+
+            return run_sae_bench(argv[2:])
         if argv and argv[0] == "bench":
             from tinymorph.bench import run_bench
 

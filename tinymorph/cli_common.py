@@ -36,6 +36,21 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_sae_option(parser: argparse.ArgumentParser) -> None:
+    """--sae and --allow-downloads, shared by the `sae` and `features` commands."""
+    parser.add_argument(
+        "--sae",
+        help="'default' (the shipped SAE), a folder in sae-lens format, or RELEASE:ID "
+        "from the sae-lens registry (needs --allow-downloads)",
+    )
+    parser.add_argument(
+        "--allow-downloads",
+        action="store_const",
+        const=True,
+        help="allow downloading an SAE from the Hugging Face Hub (off by default)",
+    )
+
+
 def settings_from_args(args: argparse.Namespace, paths: AppPaths) -> Settings:
     """Settings from the config file, the environment and the flags present in `args`."""
     overrides = {

@@ -241,3 +241,16 @@ async def test_an_idle_delay_of_zero_works(notes, store):
         app.editor.move_cursor(app.editor.document.end)
         assert await ghost_text(pilot, app) == " the sea was calm."
         await pilot.press("x")
+
+
+async def test_a_damaged_store_is_reported_and_editing_goes_on(notes, tmp_path):
+    path = tmp_path / "store.db"
+    path.write_bytes(b"garbage" * 500)
+    store = Store(path)
+    app = build(notes, store)
+    async with app.run_test() as pilot:
+        await pilot.pause(0.05)
+        assert any("store was damaged" in str(n.message) for n in app._notifications)
+        await pilot.press("x")
+        assert app.editor.text.startswith("x") or app.editor.text.endswith("x")
+    store.close()

@@ -64,6 +64,7 @@ async def test_search_add_turn_up_and_the_suggestion_is_asked_again(notes, store
         await pilot.press("right", "right", "shift+right")
         await settle(pilot, app)
         assert len(engine.suggest_requests) > asked  # each change re-asks at once
+        assert app.editor.suggestion  # and the new ghost text shows while the panel has focus
         assert last_terms(engine)[0].strength == pytest.approx(DEFAULT_STRENGTH + 0.35)
         assert "steering: 1" in str(app.status.render())
         await pilot.press("m")  # mute all: the next request is unsteered

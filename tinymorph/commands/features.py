@@ -13,26 +13,11 @@ from rich.progress import Progress
 from rich.table import Table
 from rich.text import Text
 
-from tinymorph.cli_common import add_model_options, load_cli_model, settings_from_args
+from tinymorph.cli_common import add_model_options, add_sae_option, load_cli_model, settings_from_args
 from tinymorph.engine.manifest import resolve_model
 from tinymorph.errors import SAEError
 from tinymorph.features import FeatureContext, FeatureData, FeatureInfo, feature_folder_for, load_feature_data
 from tinymorph.paths import app_paths
-
-
-def add_sae_option(parser: argparse.ArgumentParser) -> None:
-    """--sae and --allow-downloads, shared by the `sae` and `features` commands."""
-    parser.add_argument(
-        "--sae",
-        help="'default' (the shipped SAE), a folder in sae-lens format, or RELEASE:ID "
-        "from the sae-lens registry (needs --allow-downloads)",
-    )
-    parser.add_argument(
-        "--allow-downloads",
-        action="store_const",
-        const=True,
-        help="allow downloading an SAE from the Hugging Face Hub (off by default)",
-    )
 
 
 def feature_folder(args: argparse.Namespace) -> Path:

@@ -10,8 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from tinymorph.cli_common import add_model_options, settings_from_args
-from tinymorph.commands.features import add_sae_option
+from tinymorph.cli_common import add_model_options, add_sae_option, settings_from_args
 from tinymorph.engine.manifest import ModelManifest, resolve_model
 from tinymorph.errors import PresetError
 from tinymorph.paths import app_paths, package_data_dir

@@ -13,8 +13,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from tinymorph.cli_common import add_model_options, load_cli_model
-from tinymorph.commands.features import add_sae_option, load_cli_sae
+from tinymorph.cli_common import add_model_options, add_sae_option, load_cli_model
+from tinymorph.commands.features import load_cli_sae
 from tinymorph.errors import SAEError
 from tinymorph.sae.train import TrainOptions
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from tinymorph.cli_common import add_model_options
-from tinymorph.commands.features import add_sae_option, feature_folder, load_cli_sae
+from tinymorph.cli_common import add_model_options, add_sae_option
+from tinymorph.commands.features import feature_folder, load_cli_sae
 
 
 def main(argv: list[str]) -> int:

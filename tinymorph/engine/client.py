@@ -20,7 +20,6 @@ from tinymorph.engine.protocol import (
     Event,
     Request,
     Shutdown,
-    SuggestRequest,
     WorkerConfig,
     WorkerDied,
     WorkerFailed,
@@ -86,8 +85,9 @@ class EngineClient:
             )
             self._process.start()
 
-    def request(self, req: SuggestRequest) -> None:
-        """Send a request; the worker abandons any older one. Dropped if no worker runs."""
+    def request(self, req: Request) -> None:
+        """Send a request; a newer SuggestRequest makes the worker abandon an older one; other
+        requests are all served in order. Dropped if no worker runs."""
         with self._lock:
             if self._requests is not None and self._process is not None and self._process.is_alive():
                 self._requests.put(req)

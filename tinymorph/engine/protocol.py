@@ -144,6 +144,8 @@ class FeaturesLit:
 
 @dataclass(frozen=True)
 class ComparisonReady:
+    """The answer to a CompareRequest: two greedy continuations of the same text."""
+
     request_id: int
     unsteered: str
     steered: str
@@ -160,6 +162,8 @@ class FeatureSearchReady:
 
 @dataclass(frozen=True)
 class DirectionMade:
+    """A "more like this" direction (d_model floats, unnormalised) for a MakeDirection request."""
+
     request_id: int
     name: str
     direction: tuple[float, ...]

@@ -25,9 +25,13 @@ class FeatureSource(Protocol):
 
     d_sae: int
 
-    def encode(self, resid: torch.Tensor) -> torch.Tensor: ...
+    def encode(self, resid: torch.Tensor) -> torch.Tensor:
+        """Feature activations (..., d_sae) float32 of residual vectors (..., d_model)."""
+        ...
 
-    def directions(self) -> torch.Tensor: ...
+    def directions(self) -> torch.Tensor:
+        """Decoder directions W_dec (d_sae, d_model) float32."""
+        ...
 
 
 @dataclass

@@ -84,6 +84,8 @@ class TrainProgress:
 
 @dataclass
 class TrainResult:
+    """What `train_sae` did: where the SAE is, how many tokens it saw, how long it took (s)."""
+
     out_dir: Path
     tokens: int
     seconds: float

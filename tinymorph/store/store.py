@@ -4,6 +4,7 @@ Owns: all SQL access. Imports sqlite-utils only (no torch, no Textual). Errors: 
 """
 
 import json
+import os
 import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,21 +39,46 @@ class DocumentState:
 class Store:
     """The writer's store at `path` (or in memory for `path=None`). Migrates on open.
 
-    WAL mode lets two tinymorph processes use it at once. Raises StoreError if the file
-    cannot be opened or migrated.
+    WAL mode lets two tinymorph processes use it at once. A file that is not a readable SQLite
+    database is moved aside (`store.db.corrupt-<UTC timestamp>`, with its -wal and -shm) and a
+    fresh store is made; `recovered_from` then names the moved file, so the writer can be told.
+    Raises StoreError if no store can be opened at all (no permission on the folder, disk full).
     """
 
     def __init__(self, path: Path | None) -> None:
+        self.recovered_from: Path | None = None
         try:
-            if path is None:
-                self.db = Database(memory=True)
-            else:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                self.db = Database(path)
-                self.db.enable_wal()
-            migrations.apply(self.db)
-        except (sqlite3.DatabaseError, OSError) as exc:
+            self.db = self._open(path)
+        except sqlite3.DatabaseError:
+            assert path is not None  # an in-memory database is never corrupt
+            self.recovered_from = self._move_aside(path)
+            try:
+                self.db = self._open(path)
+            except (sqlite3.DatabaseError, OSError) as exc:
+                raise StoreError(f"cannot open the store at {path}: {exc}") from exc
+        except OSError as exc:
             raise StoreError(f"cannot open the store at {path}: {exc}") from exc
+
+    @staticmethod
+    def _open(path: Path | None) -> Database:
+        if path is None:
+            db = Database(memory=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            db = Database(path)
+            db.enable_wal()
+        migrations.apply(db)
+        return db
+
+    @staticmethod
+    def _move_aside(path: Path) -> Path:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        moved = path.with_name(f"{path.name}.corrupt-{stamp}")
+        for suffix in ("", "-wal", "-shm"):
+            part = path.with_name(path.name + suffix)
+            if part.exists():
+                os.replace(part, moved.with_name(moved.name + suffix))
+        return moved
 
     def close(self) -> None:
         self.db.close()

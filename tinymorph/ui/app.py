@@ -136,6 +136,12 @@ class TinymorphApp(SteeringActions, App[None]):
         self.store.remember_document(str(self.path), *self.editor.cursor_location)
         self.editor.focus()
         self._update_words()
+        if self.store.recovered_from is not None:
+            self.notify(
+                f"tinymorph's store was damaged and has been moved to {self.store.recovered_from}; a fresh one "
+                "was made. Your documents are untouched; saved presets and remembered cursors start over.",
+                title="Store", severity="warning", timeout=15,
+            )
         if self.settings.suggestions and self.engine is not None:
             self.engine.start(lambda event: self.post_message(EngineReported(event)))
             self._set_model_state("model: starting")

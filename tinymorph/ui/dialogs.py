@@ -126,6 +126,7 @@ class CompareScreen(ModalScreen[None]):
             yield Label("Same seed, greedy. Esc: close", classes="dim")
 
     def show(self, unsteered: str, steered: str) -> None:
+        """Fill both columns with the worker's answer."""
         self.query_one("#unsteered", Static).update(Text.assemble(("Unsteered\n\n", "bold"), unsteered or "(nothing)"))
         self.query_one("#steered", Static).update(
             Text.assemble((f"Steered ({self.steering})\n\n", "bold"), steered or "(nothing)")

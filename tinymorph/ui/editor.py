@@ -71,6 +71,8 @@ class SuggestingEditor(TextArea):
         self._accepted_chars = 0
         self._moving_by_edit = False
         self._inlay = ""
+        # The writer moves sliders in the steering panel and watches the ghost text change.
+        self.hide_suggestion_on_blur = False
 
     # --- the feature lens: an inlay hint beside the cursor's line ------------------------
 
@@ -88,7 +90,7 @@ class SuggestingEditor(TextArea):
 
     def render_line(self, y: int) -> Strip:
         strip = super().render_line(y)
-        if not self._inlay or not self.has_focus:
+        if not self._inlay:
             return strip
         _, cursor_y = self.wrapped_document.location_to_offset(self.cursor_location)
         if self.scroll_offset.y + y != cursor_y:

@@ -78,6 +78,7 @@ class SteeringPanel(Widget, can_focus=True):
         return SteeringSpec() if self.muted else SteeringSpec(tuple(self.terms))
 
     def set_terms(self, terms: list[SteeringTerm], announce: bool = True) -> None:
+        """Replace every row (a preset loaded); `announce` re-asks for the suggestion."""
         self.terms = list(terms)
         self.row = min(self.row, max(0, len(self.terms) - 1))
         self._changed(announce)

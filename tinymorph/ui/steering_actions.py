@@ -5,6 +5,7 @@ Owns: turning steering events from the worker into UI state, and the steering ac
 keys and the command palette.
 """
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from textual import work
@@ -68,8 +69,6 @@ class SteeringActions(_Base):
 
     @work(thread=True, exclusive=True, group="features")
     def _load_features(self, folder: str, d_sae: int) -> None:
-        from pathlib import Path
-
         try:
             data = load_feature_data(Path(folder), d_sae)
         except TinymorphError as exc:

@@ -1,0 +1,56 @@
+"""The SAE tinymorph ships: in the package, small, in sae-lens format, meeting its targets, and
+documented with the numbers its metrics file holds. Reads files only (no model)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tinymorph.engine.manifest import available_manifests
+from tinymorph.features import load_feature_data
+from tinymorph.paths import package_data_dir
+
+FOLDER = package_data_dir("models") / available_manifests()["gemma3-270m"].default_sae
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "sae.md"
+
+
+def test_it_is_installed_in_sae_lens_format_and_small():
+    cfg = json.loads((FOLDER / "cfg.json").read_text())
+    assert (cfg["d_in"], cfg["d_sae"], cfg["architecture"], cfg["dtype"]) == (640, 4096, "topk", "bfloat16")
+    assert cfg["metadata"]["hook_name"] == "blocks.12.hook_resid_post"
+    assert cfg["metadata"]["model_name"] == "google/gemma-3-270m"
+    size = sum(p.stat().st_size for p in FOLDER.iterdir())
+    assert size <= 25 * 2**20, f"{size / 2**20:.1f} MB"
+    meta = json.loads((FOLDER / "tinymorph.json").read_text())
+    assert meta["completed"] and meta["training_tokens"] >= 1_000_000 and len(meta["corpus_fingerprint"]) == 64
+    assert meta["command"].startswith("tinymorph sae train")
+
+
+def test_it_meets_the_targets_on_held_out_prose():
+    m = json.loads((FOLDER / "metrics.json").read_text())
+    assert m["ce_recovered"] >= 0.90
+    assert m["variance_explained"] >= 0.75
+    assert 20 <= m["l0"] <= 80
+    assert m["dead_fraction"] <= 0.10
+    assert m["tokens"] >= 16_000
+
+
+def test_the_docs_quote_the_metrics_file():
+    m = json.loads((FOLDER / "metrics.json").read_text())
+    docs = DOCS.read_text()
+    for key in ("ce_recovered", "variance_explained", "l0", "kl_sae", "kl_random_error", "ce_increase"):
+        assert f"{m[key]:.3f}" in docs, key
+    assert f"{m['dead_fraction']:.1%}" in docs
+
+
+def test_every_feature_has_a_label_and_dashboard_data():
+    data = load_feature_data(FOLDER, d_sae=4096)
+    alive = [f for f in data.features if not f.dead]
+    assert len(alive) / len(data) >= 0.9
+    assert all(f.label and f.contexts and len(f.promoted) == 8 for f in alive)
+    assert data.tokens_scanned >= 100_000
+
+
+@pytest.mark.parametrize("name", ["formal-casual", "positive-negative", "concrete-abstract"])
+def test_the_tonality_directions_are_shipped_beside_it(name):
+    assert (package_data_dir("models") / "directions" / f"{name}.json").is_file()
