@@ -125,18 +125,24 @@ def test_searching_ocean_finds_features_about_the_sea(real):
     assert len(about_sea) >= 3, [data.features[h.index].label for h in hits]
 
 
-def test_steering_with_a_sea_feature_brings_the_sea_in(real):
-    from tinymorph.domain import SteeringSpec, SteeringTerm
+def test_steering_with_a_sea_output_feature_brings_the_sea_in(real):
+    """Output features (those whose decoder direction promotes sea words) steer toward the sea at
+    the default strength; see docs/steering.md for why detector features do not."""
+    from tinymorph.domain import DEFAULT_STRENGTH, SteeringSpec, SteeringTerm
     from tinymorph.engine.generate import Generator
     from tinymorph.sae.search import search_features
     from tinymorph.sae.steer_eval import continue_tokens
 
     lm, sae, data = real
-    feature = search_features(lm, sae, data, "ocean", limit=1)[0].index
+    hits = search_features(lm, sae, data, "ocean", limit=10)
+    says_sea = [
+        h.index for h in hits if any(t.strip().lower() in SEA_WORDS for t, _ in data.features[h.index].promoted)
+    ]
+    assert says_sea, [data.features[h.index].label for h in hits]
     gen = Generator(lm, 511, sae)
     prompt = "After breakfast we walked into town, and"
     plain, _ = continue_tokens(gen, prompt, SteeringSpec(), 20)
-    steered, _ = continue_tokens(gen, prompt, SteeringSpec((SteeringTerm(0.6, feature=feature),)), 20)
+    steered, _ = continue_tokens(gen, prompt, SteeringSpec((SteeringTerm(DEFAULT_STRENGTH, feature=says_sea[0]),)), 20)
     assert steered != plain
     text = lm.tokenizer.decode(steered).lower()
     assert SEA_WORDS & set(re.findall(r"[a-z]+", text)), text

@@ -31,6 +31,7 @@ def test_export_names_model_sae_and_features_neuronpedia_style():
     (lambda d: d["features"][1].update(index=4096), r"features\[1\]: index 4096 is out of range"),
     (lambda d: d["features"][0].update(strength="lots"), "strength must be a finite number"),
     (lambda d: d["features"][0].update(strength=50), "outside"),
+    (lambda d: d["features"][0].update(strength=1.5), "outside"),
     (lambda d: d["features"][0].update(mode="boost"), "mode must be one of"),
     (lambda d: d["directions"][0].update(vector=[1.0, 2.0]), "vector must have 4 numbers"),
     (lambda d: d.update(format="v0"), "format must be"),

@@ -184,10 +184,15 @@ class SearchHit:
     """Its activation on the query text as a fraction of its max over held-out text (0: silent)."""
 
 
+NEAR_PEAK = 3
+"""Tokens on each side of a context's peak that count as "where the feature fires"."""
+
+
 def text_scores(data: FeatureData, query: str) -> dict[int, float]:
-    """Score features by the query's words in their label (3 each), in the peak tokens of their
-    contexts (2 each), in their promoted tokens (1 each) and anywhere in their contexts (0.25
-    each). Matching is on whole words, case-insensitive. Features with no match are left out."""
+    """Score features by the query's words in their label (3 each), at the peak token of a top
+    context (2 each), within NEAR_PEAK tokens of a peak (1 each), in their promoted tokens (1 each)
+    and elsewhere in their contexts (0.1 each: a context mentions many things the feature is not
+    about). Matching is on whole words, case-insensitive. Features with no match are left out."""
     words = set(_words(query))
     if not words:
         return {}
@@ -195,8 +200,10 @@ def text_scores(data: FeatureData, query: str) -> dict[int, float]:
     for f in data.features:
         score = 3.0 * len(words & set(_words(f.label)))
         for c in f.contexts:
+            near = "".join(c.tokens[max(0, c.peak - NEAR_PEAK) : c.peak + NEAR_PEAK + 1])
             score += 2.0 * len(words & set(_words(c.tokens[c.peak])))
-            score += 0.25 * sum(w in words for w in _words(c.text))
+            score += 1.0 * sum(w in words for w in _words(near))
+            score += 0.1 * sum(w in words for w in _words(c.text))
         score += sum(len(words & set(_words(t))) for t, _v in f.promoted)
         if score:
             scores[f.index] = score
@@ -218,7 +225,8 @@ def fuse(text: dict[int, float], activation: dict[int, float], limit: int = 10, 
 
 def label_from(peaks: Sequence[tuple[str, float]], promoted: Iterable[str], token_frequency: dict[str, int]) -> str:
     """A short label: the words the feature fires on most (activation-weighted, discounted by how
-    common the word is in the scanned text, as tf-idf does), then '→' and the words it promotes.
+    common the word is in the scanned text, as tf-idf does), then '→' and the (ASCII, alphabetic)
+    words it promotes most.
 
     `peaks`: (token at the strongest position, activation) for each top context.
     """
@@ -228,7 +236,9 @@ def label_from(peaks: Sequence[tuple[str, float]], promoted: Iterable[str], toke
         if word:
             weights[word] = weights.get(word, 0.0) + act / math.log(math.e + token_frequency.get(token, 0))
     fires = sorted(weights, key=lambda w: -weights[w])[:3]
-    says = [w for w in (_show(t) for t in promoted) if w and w.isalpha()][:2]
+    # Gemma's 262k vocabulary is multilingual; promoted tokens in other scripts are mostly noise
+    # of the logit lens on an English-prose SAE, so the label keeps English-looking words.
+    says = [w for w in (_show(t) for t in promoted) if len(w) > 1 and w.isascii() and w.isalpha()][:2]
     label = " / ".join(fires) or "?"
     return f"{label} → {', '.join(says)}" if says else label
 

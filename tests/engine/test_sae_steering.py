@@ -91,7 +91,7 @@ def test_mode_and_strength_zero_switch_terms_off():
     assert SteeringSpec((SteeringTerm(0.0, feature=3),)).is_empty
     with pytest.raises(ValueError, match="only SAE features"):
         SteeringTerm(1.0, direction=(1.0,), mode="ablate")
-    assert SteeringTerm(5.0, feature=1).with_strength(5.0).strength == 2.0
+    assert SteeringTerm(5.0, feature=1).with_strength(5.0).strength == 1.0
 
 
 def lens_of(lm, sae, text):

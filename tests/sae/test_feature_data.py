@@ -1,5 +1,7 @@
 """Feature data built from scanned text: contexts, densities, logit effects, labels; saved compactly."""
 
+import math
+
 import pytest
 import torch
 
@@ -62,9 +64,11 @@ def test_search_by_activation_finds_what_fires_on_the_text(tiny_lm, built):
     sae, _seqs, data = built
     text = "Waves broke on the shore"
     acts = feature_activations(tiny_lm, sae, text)
-    strongest = int((acts.max(0).values / torch.tensor([max(f.max_act, 1e-6) for f in data.features])).argmax())
+    relative = (acts.max(0).values / torch.tensor([max(f.max_act, 1e-6) for f in data.features])).clamp(max=1)
+    idf = torch.tensor([math.log(1 / max(f.density, 1e-6)) / math.log(1e4) for f in data.features])
+    expected = torch.where(torch.tensor([f.dense for f in data.features]), 0.0, relative * idf)
     scores = activation_scores(tiny_lm, sae, data, text)
-    if not data.features[strongest].dense:
-        assert max(scores, key=scores.get) == strongest
+    assert max(scores, key=scores.get) == int(expected.argmax())
+    assert scores[int(expected.argmax())] == pytest.approx(float(expected.max()), rel=1e-5)
     hits = search_features(tiny_lm, sae, data, text, limit=5)
     assert hits and all(h.activation > 0 or h.text_score > 0 for h in hits)

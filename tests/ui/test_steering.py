@@ -12,6 +12,7 @@ from tinymorph.paths import package_data_dir
 from tinymorph.store import Store
 from tinymorph.ui.app import TinymorphApp, make_app
 from tinymorph.ui.dialogs import CompareScreen, FeatureSearchScreen
+from tinymorph.ui.steering import COARSE_STEP, FINE_STEP
 
 
 @pytest.fixture
@@ -65,7 +66,7 @@ async def test_search_add_turn_up_and_the_suggestion_is_asked_again(notes, store
         await settle(pilot, app)
         assert len(engine.suggest_requests) > asked  # each change re-asks at once
         assert app.editor.suggestion  # and the new ghost text shows while the panel has focus
-        assert last_terms(engine)[0].strength == pytest.approx(DEFAULT_STRENGTH + 0.35)
+        assert last_terms(engine)[0].strength == pytest.approx(DEFAULT_STRENGTH + 2 * FINE_STEP + COARSE_STEP)
         assert "steering: 1" in str(app.status.render())
         await pilot.press("m")  # mute all: the next request is unsteered
         await settle(pilot, app)

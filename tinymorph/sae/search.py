@@ -5,6 +5,8 @@ they fire relative to their own maximum on held-out text. The text half (labels,
 `features.text_scores`; `features.fuse` merges both. No Textual, no store.
 """
 
+import math
+
 import torch
 
 from tinymorph.engine.model import LoadedModel, decoder_layers
@@ -25,15 +27,19 @@ def activation_scores(
     lm: LoadedModel, sae: LoadedSAE, data: FeatureData, text: str, limit: int = 50
 ) -> dict[int, float]:
     """The `limit` features most active on `text`, scored by max activation over its tokens as a
-    fraction of the feature's max on held-out text. Dense features (active on > 10% of tokens)
+    fraction of the feature's max on held-out text, times an inverse-density weight
+    ln(1/density) / ln(10^4) (as idf weights words: a feature that fires on 1 token in 10^4 says
+    more about the text than one firing on 1 in 30). Dense features (active on > 10% of tokens)
     fire on nearly anything and are left out."""
     acts = feature_activations(lm, sae, text)
     if acts.shape[0] == 0:
         return {}
     peak = acts.max(dim=0).values  # (F,)
     max_act = torch.tensor([max(f.max_act, 1e-6) for f in data.features])
+    density = torch.tensor([max(f.density, 1e-6) for f in data.features])
+    idf = (1 / density).log() / math.log(1e4)  # (F,)
     dense = torch.tensor([f.dense for f in data.features])
-    relative = torch.where(dense | (peak <= 0), torch.zeros_like(peak), peak / max_act)
+    relative = torch.where(dense | (peak <= 0), torch.zeros_like(peak), (peak / max_act).clamp(max=1) * idf)
     best = relative.topk(min(limit, relative.numel()))
     return {int(i): float(v) for i, v in zip(best.indices, best.values, strict=False) if v > 0}
 

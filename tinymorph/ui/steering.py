@@ -14,8 +14,8 @@ from textual.widget import Widget
 
 from tinymorph.domain import DEFAULT_STRENGTH, STRENGTH_LIMIT, SteeringSpec, SteeringTerm
 
-FINE_STEP = 0.05
-COARSE_STEP = 0.25
+FINE_STEP = 0.02
+COARSE_STEP = 0.1
 BAR_CELLS = 16
 
 
