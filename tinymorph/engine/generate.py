@@ -210,7 +210,8 @@ class Generator:
             generated: list[list[int]] = [[] for _ in range(n)]
             shown, done = [""] * n, [False] * n
             anchor = ids[-_DECODE_ANCHOR_TOKENS:]
-            anchor_text = self.lm.tokenizer.decode(anchor)
+            # Special tokens (<start_of_image>, ...) are never part of the writer's text.
+            anchor_text = self.lm.tokenizer.decode(anchor, skip_special_tokens=True)
             for step in range(req.max_new_tokens):
                 last_step = step == req.max_new_tokens - 1
                 for row in range(n):
@@ -222,7 +223,8 @@ class Generator:
                         shown[row] = cut_continuation(shown[row], finished=True)[0]
                         continue
                     generated[row].append(token)
-                    raw = self.lm.tokenizer.decode(anchor + generated[row])[len(anchor_text):]
+                    decoded = self.lm.tokenizer.decode(anchor + generated[row], skip_special_tokens=True)
+                    raw = decoded[len(anchor_text) :]
                     if needs_space:
                         if not raw.startswith(" "):
                             done[row], shown[row] = True, ""

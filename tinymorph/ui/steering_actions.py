@@ -74,7 +74,11 @@ class SteeringActions(_Base):
         except TinymorphError as exc:
             self.call_from_thread(self.notify, str(exc), title="Feature labels", severity="warning")
             return
-        self.call_from_thread(setattr, self, "feature_data", data)
+        self.call_from_thread(self._features_loaded, data)
+
+    def _features_loaded(self, data: FeatureData) -> None:
+        self.feature_data = data
+        self._show_lens()  # the lens may have arrived before the labels
 
     def steering_event(self, event: object) -> bool:
         """Handle a steering event from the worker; False if it is not one."""
