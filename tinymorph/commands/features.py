@@ -120,16 +120,13 @@ def run_search(args: argparse.Namespace) -> int:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from tinymorph.sae.corpus import open_corpus, shuffled, token_sequences
+    from tinymorph.sae.corpus import heldout_sequences, open_corpus
     from tinymorph.sae.feature_data import build_feature_data
 
     console = Console(stderr=True)
     corpus = open_corpus(args.corpus, args.exclude)
     lm, sae, _manifest = load_cli_sae(args, console)
-    sequences = shuffled(token_sequences(corpus.chunks("heldout"), lm.tokenizer, args.seq_len), seed=0)
-    sequences = sequences[: max(1, args.tokens // (args.seq_len - 1))]
-    if not sequences:
-        raise SAEError(f"the held-out side of {corpus.root} gives no sequence of {args.seq_len} tokens")
+    sequences = heldout_sequences(corpus, lm.tokenizer, args.seq_len, args.tokens)
     out = args.out or feature_folder(args)
     out.mkdir(parents=True, exist_ok=True)
     with Progress(console=console) as progress:

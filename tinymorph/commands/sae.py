@@ -118,16 +118,13 @@ def _eval_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
 def run_eval(args: argparse.Namespace) -> int:
     import json
 
-    from tinymorph.sae.corpus import open_corpus, shuffled, token_sequences
+    from tinymorph.sae.corpus import heldout_sequences, open_corpus
     from tinymorph.sae.evaluate import evaluate_sae
 
     console = Console(stderr=True)
     corpus = open_corpus(args.corpus, args.exclude)
     lm, sae, _manifest = load_cli_sae(args, console)
-    sequences = shuffled(token_sequences(corpus.chunks("heldout"), lm.tokenizer, args.seq_len), seed=0)
-    sequences = sequences[: max(1, args.tokens // (args.seq_len - 1))]
-    if not sequences:
-        raise SAEError(f"the held-out side of {corpus.root} gives no sequence of {args.seq_len} tokens")
+    sequences = heldout_sequences(corpus, lm.tokenizer, args.seq_len, args.tokens)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("evaluating (5 forward passes per batch)", total=len(sequences))
         metrics = evaluate_sae(lm, sae, sequences, report=lambda done, _t: progress.update(task, completed=done))

@@ -105,6 +105,16 @@ def token_sequences(chunks: Iterator[str], tokenizer: PreTrainedTokenizerBase, s
     return sequences
 
 
+def heldout_sequences(corpus: Corpus, tokenizer: PreTrainedTokenizerBase, seq_len: int, tokens: int) -> list[list[int]]:
+    """About `tokens` tokens of the held-out side, as BOS-prefixed sequences of `seq_len`, in a
+    seeded mixed order (the same every run). Raises SAEError if it gives no full sequence."""
+    sequences = shuffled(token_sequences(corpus.chunks("heldout"), tokenizer, seq_len), seed=0)
+    sequences = sequences[: max(1, tokens // (seq_len - 1))]
+    if not sequences:
+        raise SAEError(f"the held-out side of {corpus.root} gives no sequence of {seq_len} tokens")
+    return sequences
+
+
 def shuffled(sequences: list[list[int]], seed: int) -> list[list[int]]:
     """A copy of `sequences` in a seeded random order (mixes books within every batch)."""
     out = list(sequences)
