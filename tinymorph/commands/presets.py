@@ -71,7 +71,7 @@ def main(argv: list[str]) -> int:
             for name in store.preset_names():
                 data = store.preset_json(name)
                 n = len(data.get("features", [])) + len(data.get("directions", []))
-                print(f"{name}\t{n} slider{'s' if n != 1 else ''}\t{data.get('model')}\t{data.get('sae')}")
+                sys.stdout.write(f"{name}\t{n} slider{'s' if n != 1 else ''}\t{data.get('model')}\t{data.get('sae')}\n")
         elif args.action == "export":
             text = json.dumps(store.preset_json(args.name), indent=2)
             if args.file:
@@ -81,7 +81,7 @@ def main(argv: list[str]) -> int:
         else:
             preset = read_preset_file(args.file, steering_target(args))
             store.save_preset(preset)
-            print(f"imported {preset.name!r}: {len(preset.terms)} sliders")
+            sys.stdout.write(f"imported {preset.name!r}: {len(preset.terms)} sliders\n")
     finally:
         store.close()
     return 0
