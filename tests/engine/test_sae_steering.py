@@ -50,10 +50,8 @@ def exact(tiny_manifest, tmp_path):
 def layer_output(lm, ids, steering=None):
     layer = decoder_layers(lm.model)[lm.hook_layer]
     seen = []
-    probe = layer.register_forward_hook(lambda _m, _a, out: seen.append(out))
     with torch.no_grad(), steered(layer, steering):
-        # steered() registers its hook after the probe: move the probe last by re-registering
-        probe.remove()
+        # Registered after the steering hook, so the probe sees the steered output.
         probe = layer.register_forward_hook(lambda _m, _a, out: seen.append(out))
         lm.model(torch.tensor([ids]))
     probe.remove()

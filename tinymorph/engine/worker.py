@@ -109,14 +109,15 @@ def serve(config: WorkerConfig, requests: "queue.Queue[Request]", emit: Callable
     except TinymorphError as exc:
         emit(WorkerFailed(str(exc)))
         return
-    sae, data, sae_message = _load_sae(config, lm, emit)
+    folder = feature_folder_for(config.sae, config.manifest, config.cache_dir)
+    sae, data, sae_message = _load_sae(config, lm, folder, emit)
     max_acts = torch.tensor([max(f.max_act, 1e-6) for f in data.features]) if data is not None else None
     generator = Generator(lm, config.context_tokens, sae, max_acts)
     emit(WorkerReady(
         lm.name, time.perf_counter() - t0, lm.hook_layer, lm.d_model, generator.context_tokens,
         model_id=config.manifest.hub_id or config.manifest.name,
         sae_id=sae.sae_id if sae else "", d_sae=sae.d_sae if sae else 0,
-        feature_folder=str(feature_folder_for(config.sae, config.manifest, config.cache_dir)) if sae else "",
+        feature_folder=str(folder) if sae else "",
         sae_message=sae_message,
     ))
 
@@ -147,7 +148,7 @@ def serve(config: WorkerConfig, requests: "queue.Queue[Request]", emit: Callable
 
 
 def _load_sae(
-    config: WorkerConfig, lm: LoadedModel, emit: Callable[[Event], None]
+    config: WorkerConfig, lm: LoadedModel, feature_folder: Path, emit: Callable[[Event], None]
 ) -> tuple[LoadedSAE | None, FeatureData | None, str]:
     """Load the SAE asked for, moving the hook layer (and its median norm) to the SAE's layer.
     An SAE that cannot load leaves the editor working without features: the message says why."""
@@ -164,7 +165,7 @@ def _load_sae(
         lm.hook_layer = sae.layer
         lm.median_norm = measure_median_norm(lm.model, lm.tokenizer, sae.layer)
     try:
-        data = load_feature_data(feature_folder_for(config.sae, config.manifest, config.cache_dir), sae.d_sae)
+        data = load_feature_data(feature_folder, sae.d_sae)
     except TinymorphError as exc:
         return sae, None, f"no feature labels: {exc}"
     return sae, data, ""
