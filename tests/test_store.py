@@ -1,13 +1,18 @@
 """The store: migrations on a blank database and on every older shape; WAL; events."""
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlite_utils import Database
 
+from tinymorph.errors import StoreError
 from tinymorph.store import Store
 from tinymorph.store.migrations import migrations
+from tinymorph.store.store import KEEP_DAILY_DAYS, KEEP_NEWEST_VERSIONS
 
-ALL = ["m001_documents", "m002_suggestion_events", "m003_ui_state", "m004_presets", "m005_document_preset"]
+ALL = ["m001_documents", "m002_suggestion_events", "m003_ui_state", "m004_presets", "m005_document_preset",
+       "m006_journal", "m007_versions"]
 
 
 def test_a_blank_database_gets_every_migration_in_order(tmp_path: Path):
@@ -54,3 +59,67 @@ def test_a_corrupt_store_is_moved_aside_and_a_fresh_one_made(tmp_path: Path):
     assert [m.name for m in migrations.applied(store.db)] == ALL
     store.close()
     assert Store(path).recovered_from is None
+
+
+def test_the_journal_keeps_the_latest_unsaved_text_per_file(store):
+    assert store.journal("/a.md") is None
+    store.write_journal("/a.md", "draft one", "base")
+    store.write_journal("/a.md", "draft two", "base")
+    entry = store.journal("/a.md")
+    assert entry is not None and (entry.text, entry.base_sha256) == ("draft two", "base")
+    store.clear_journal("/a.md")
+    assert store.journal("/a.md") is None
+
+
+def test_the_journal_survives_closing_and_reopening_the_store(tmp_path: Path):
+    a = Store(tmp_path / "t.db")
+    a.write_journal("/a.md", "unsaved words", "x")
+    a.close()  # as after kill -9: the write was committed, nothing else ran
+    entry = Store(tmp_path / "t.db").journal("/a.md")
+    assert entry is not None and entry.text == "unsaved words"
+
+
+def test_versions_are_kept_newest_first_and_an_unchanged_text_is_not_kept_twice(store):
+    first = store.add_version("/a.md", "one", "opened")
+    again = store.add_version("/a.md", "one", "save")
+    second = store.add_version("/a.md", "one two ✓", "save")
+    assert again == first
+    assert [v.id for v in store.versions("/a.md")] == [second, first]
+    assert store.version_text(second) == "one two ✓"
+    assert store.versions("/a.md")[0].size == len("one two ✓")
+    assert store.versions("/other.md") == []
+
+
+def test_a_damaged_version_is_reported_not_returned(store):
+    vid = store.add_version("/a.md", "text", "save")
+    store.db.execute("update versions set data = ? where id = ?", [b"not zlib", vid])
+    with pytest.raises(StoreError, match="damaged"):
+        store.version_text(vid)
+    with pytest.raises(StoreError, match="no version"):
+        store.version_text(vid + 100)
+
+
+def test_pruning_keeps_the_newest_twenty_then_one_per_day_for_ninety_days(store):
+    start = datetime(2026, 1, 1, 9, tzinfo=UTC)
+    # 3 saves a day for 120 days, oldest first
+    for day in range(120):
+        for hour in range(3):
+            store.add_version("/a.md", f"day {day} save {hour}", "save", now=start + timedelta(days=day, hours=hour))
+    now = start + timedelta(days=119, hours=3)
+    kept = store.versions("/a.md")
+    texts = [store.version_text(v.id) for v in kept]
+    assert texts[0] == "day 119 save 2"  # the newest is never dropped
+    assert len(texts[:KEEP_NEWEST_VERSIONS]) == KEEP_NEWEST_VERSIONS
+    older = texts[KEEP_NEWEST_VERSIONS:]
+    assert all(t.endswith("save 2") for t in older)  # one per day: that day's last
+    days = [int(t.split()[1]) for t in older]
+    assert days == sorted(set(days), reverse=True)
+    assert min(days) >= (now - timedelta(days=KEEP_DAILY_DAYS) - start).days
+    assert len(kept) < 120 * 3
+
+
+def test_other_documents_are_not_pruned(store):
+    store.add_version("/b.md", "keep me", "save", now=datetime(2020, 1, 1, tzinfo=UTC))
+    for i in range(KEEP_NEWEST_VERSIONS + 5):
+        store.add_version("/a.md", f"v{i}", "save")
+    assert [store.version_text(v.id) for v in store.versions("/b.md")] == ["keep me"]

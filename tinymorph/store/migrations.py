@@ -64,3 +64,28 @@ def m004_presets(db: Database) -> None:
 def m005_document_preset(db: Database) -> None:
     """Reopening a document restores the last preset used on it."""
     db["documents"].add_column("preset", str)
+
+
+@migrations()
+def m006_journal(db: Database) -> None:
+    """Unsaved text survives a crash: the editor journals the buffer here while the writer works
+    and clears it on save; reopening a file with a journal entry offers to restore it.
+    `base_sha256` is the hash of the file as it was when the journaled text was based on it."""
+    db["journal"].create(
+        {"path": str, "text": str, "base_sha256": str, "updated": str},
+        pk="path",
+        not_null={"text", "updated"},
+    )
+
+
+@migrations()
+def m007_versions(db: Database) -> None:
+    """Every save keeps a version, so the writer can look back and restore (`tinymorph history`).
+    `reason` says how it came: "opened" (the file as first found), "save", "restore of N".
+    `data` is the text, UTF-8 and zlib-compressed (prose shrinks about 3x); `size` is in characters."""
+    db["versions"].create(
+        {"id": int, "path": str, "saved_at": str, "sha256": str, "size": int, "reason": str, "data": bytes},
+        pk="id",
+        not_null={"path", "saved_at", "sha256", "data"},
+    )
+    db["versions"].create_index(["path", "id"])

@@ -3,11 +3,13 @@
 Owns: all SQL access. Imports sqlite-utils only (no torch, no Textual). Errors: StoreError.
 """
 
+import hashlib
 import json
 import os
 import sqlite3
+import zlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -34,6 +36,42 @@ class DocumentState:
     last_opened: str
     preset: str | None = None
     """The name of the last steering preset used on this document."""
+
+
+def text_sha256(text: str) -> str:
+    """Hex SHA-256 of `text` as UTF-8 (how journal and versions recognise a text)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """Unsaved text of one document, as last journaled."""
+
+    path: str
+    text: str
+    base_sha256: str
+    """SHA-256 of the file's text that the journaled text started from (see `text_sha256`)."""
+    updated: str
+    """UTC ISO time of the journal write."""
+
+
+@dataclass(frozen=True)
+class Version:
+    """One kept version of a document (without its text; `Store.version_text` reads it)."""
+
+    id: int
+    path: str
+    saved_at: str
+    sha256: str
+    size: int
+    """Length in characters."""
+    reason: str
+
+
+KEEP_NEWEST_VERSIONS = 20
+"""Pruning: the newest this many versions of a document are always kept."""
+KEEP_DAILY_DAYS = 90
+"""Pruning: of older versions, the last of each UTC day is kept for this many days."""
 
 
 class Store:
@@ -160,6 +198,84 @@ class Store:
         with self.db.conn:
             self.db["presets"].delete(name)
             self.db.execute("update documents set preset = null where preset = ?", [name])
+
+    # --- journal: unsaved text ------------------------------------------------------------
+
+    def write_journal(self, path: str, text: str, base_sha256: str) -> None:
+        """Keep `text` as the unsaved version of `path` (replacing the previous one), in one
+        transaction: after a crash the store has the old entry or the new one, whole."""
+        with self.db.conn:
+            self.db["journal"].upsert(
+                {"path": path, "text": text, "base_sha256": base_sha256, "updated": _now()}, pk="path"
+            )
+
+    def journal(self, path: str) -> JournalEntry | None:
+        """The journaled unsaved text of `path`, or None."""
+        rows = list(self.db["journal"].rows_where("path = ?", [path]))
+        return JournalEntry(**rows[0]) if rows else None
+
+    def clear_journal(self, path: str) -> None:
+        """Forget the unsaved text of `path` (after a save, or when the writer discards it)."""
+        with self.db.conn:
+            self.db.execute("delete from journal where path = ?", [path])
+
+    # --- versions --------------------------------------------------------------------------
+
+    def add_version(self, path: str, text: str, reason: str, now: datetime | None = None) -> int:
+        """Keep `text` as a version of `path` and prune old ones (see `prune_versions`).
+        If the newest version already has this text, nothing is added and its id is returned."""
+        digest = text_sha256(text)
+        newest = self.versions(path)[:1]
+        if newest and newest[0].sha256 == digest:
+            return newest[0].id
+        stamp = (now or datetime.now(UTC)).isoformat(timespec="milliseconds")
+        with self.db.conn:
+            row = self.db["versions"].insert(
+                {"path": path, "saved_at": stamp, "sha256": digest, "size": len(text), "reason": reason,
+                 "data": zlib.compress(text.encode("utf-8"))}
+            )
+            version_id = int(row.last_pk)  # type: ignore[arg-type]
+        self.prune_versions(path, now)
+        return version_id
+
+    def versions(self, path: str) -> list[Version]:
+        """The kept versions of `path`, newest first."""
+        rows = self.db["versions"].rows_where(
+            "path = ?", [path], order_by="id desc", select="id, path, saved_at, sha256, size, reason"
+        )
+        return [Version(**r) for r in rows]
+
+    def version_text(self, version_id: int) -> str:
+        """The text of a version. Raises StoreError if there is no such version or its data is damaged."""
+        rows = list(self.db["versions"].rows_where("id = ?", [version_id], select="data, sha256"))
+        if not rows:
+            raise StoreError(f"there is no version {version_id}")
+        try:
+            text = zlib.decompress(rows[0]["data"]).decode("utf-8")
+        except (zlib.error, UnicodeDecodeError) as exc:
+            raise StoreError(f"version {version_id} is damaged: {exc}") from None
+        if text_sha256(text) != rows[0]["sha256"]:
+            raise StoreError(f"version {version_id} is damaged: its text does not match its checksum")
+        return text
+
+    def prune_versions(self, path: str, now: datetime | None = None) -> int:
+        """Drop old versions of `path`; returns how many. Policy: the newest
+        `KEEP_NEWEST_VERSIONS` are kept; of the rest, the newest version of each UTC day is
+        kept for `KEEP_DAILY_DAYS` days; everything else goes. The newest is never dropped."""
+        now = now or datetime.now(UTC)
+        cutoff = now - timedelta(days=KEEP_DAILY_DAYS)
+        seen_days: set[str] = set()
+        drop = []
+        for i, v in enumerate(self.versions(path)):
+            day = v.saved_at[:10]
+            keep = i < KEEP_NEWEST_VERSIONS or (day not in seen_days and datetime.fromisoformat(v.saved_at) >= cutoff)
+            seen_days.add(day)
+            if not keep:
+                drop.append(v.id)
+        if drop:
+            with self.db.conn:
+                self.db.execute(f"delete from versions where id in ({','.join('?' * len(drop))})", drop)
+        return len(drop)
 
     # --- suggestion events -----------------------------------------------------------------
 
