@@ -35,6 +35,11 @@ class AppPaths:
         return self.data_dir / "tinymorph.db"
 
     @property
+    def locks_dir(self) -> Path:
+        """Holds one lock per open file (see `tinymorph.lock`)."""
+        return self.data_dir / "locks"
+
+    @property
     def models_cache(self) -> Path:
         return self.cache_dir / "models"
 
