@@ -30,7 +30,7 @@ def test_only_ui_imports_textual(path: Path):
     assert not any(m == "textual" or m.startswith("textual.") for m in imports(path))
 
 
-CORE = ("domain.py", "errors.py", "paths.py", "config.py", "document.py", "features.py")
+CORE = ("domain.py", "errors.py", "paths.py", "config.py", "document.py", "features.py", "lock.py", "history.py")
 
 
 @pytest.mark.parametrize("path", modules("store") + [PACKAGE / n for n in CORE])

@@ -26,6 +26,15 @@ def test_a_missing_file_is_a_new_empty_document(tmp_path: Path):
     assert load_document(tmp_path / "new.md") == ("", DocumentFormat())
 
 
+def test_an_empty_file_opens_empty_and_stays_empty(tmp_path: Path):
+    path = tmp_path / "empty.md"
+    path.write_bytes(b"")
+    text, fmt = load_document(path)
+    assert text == "" and fmt == DocumentFormat()
+    save_document(path, text, fmt)
+    assert path.read_bytes() == b""
+
+
 @pytest.mark.parametrize(
     ("setup", "message"),
     [
@@ -41,11 +50,12 @@ def test_files_that_cannot_be_edited_safely_are_refused(tmp_path: Path, setup, m
         load_document(path)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads and writes anything")
-def test_no_permission_is_a_clear_error(tmp_path: Path):
+def test_no_permission_is_a_clear_error(tmp_path: Path, monkeypatch):
     path = tmp_path / "secret.md"
     path.write_text("x")
     path.chmod(0)
+    if os.access(path, os.R_OK):  # root reads anything: make the read fail as it would for others
+        monkeypatch.setattr(Path, "read_bytes", lambda _p: (_ for _ in ()).throw(PermissionError(13, "denied")))
     with pytest.raises(DocumentError, match="no permission"):
         load_document(path)
 
@@ -67,9 +77,7 @@ def test_a_failed_save_leaves_the_old_file_and_no_temp_file(tmp_path: Path, monk
 def test_a_read_only_file_is_not_overwritten(tmp_path: Path):
     path = tmp_path / "ro.md"
     path.write_text("old")
-    path.chmod(0o444)
-    if os.access(path, os.W_OK):
-        pytest.skip("this user can write read-only files")
+    path.chmod(0o444)  # refused even for root, who could write it
     with pytest.raises(DocumentError, match="read-only"):
         save_document(path, "new", DocumentFormat())
     assert path.read_text() == "old"
@@ -81,3 +89,22 @@ def test_save_keeps_the_file_mode(tmp_path: Path):
     path.chmod(0o640)
     save_document(path, "new", DocumentFormat())
     assert (path.stat().st_mode & 0o777) == 0o640
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (lambda p: p.mkdir(), "is a directory"),
+        (lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"), "binary"),
+        (lambda p: p.write_bytes("café".encode("latin-1")), "not UTF-8"),
+    ],
+)
+def test_the_editor_refuses_with_a_message_and_leaves_the_file_alone(tmp_path: Path, capsys, setup, message):
+    from tinymorph.cli import main
+
+    path = tmp_path / "f"
+    setup(path)
+    before = path.read_bytes() if path.is_file() else None
+    assert main([str(path), "--no-suggestions"]) != 0
+    assert message in capsys.readouterr().err
+    assert (path.read_bytes() if path.is_file() else None) == before

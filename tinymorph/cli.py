@@ -16,6 +16,7 @@ from tinymorph.engine.client import EngineClient
 from tinymorph.engine.manifest import ModelManifest, resolve_model
 from tinymorph.engine.protocol import WorkerConfig
 from tinymorph.errors import TinymorphError
+from tinymorph.lock import FileLock
 from tinymorph.paths import AppPaths, app_paths, package_data_dir
 from tinymorph.store import Store
 
@@ -29,6 +30,7 @@ def _editor_parser() -> argparse.ArgumentParser:
         "with SAE features. Other commands (each has --help): 'tinymorph model prepare', "
         "'tinymorph sae train|eval', 'tinymorph features build|show|search', "
         "'tinymorph directions build', 'tinymorph steer eval', 'tinymorph presets list|export|import', "
+        "'tinymorph history PATH', "
         "'tinymorph bench'.",
         epilog="Settings come from config.toml in the config directory, then TINYMORPH_* "
         "environment variables, then these flags. TINYMORPH_HOME moves all of tinymorph's "
@@ -76,7 +78,7 @@ def run_editor(argv: list[str]) -> int:
     engine = None
     if settings.suggestions:
         engine = EngineClient(worker_config(settings, paths, resolve_model(settings.model, settings.hub_model)))
-    app = make_app(path, settings, store, engine, package_data_dir("themes"))
+    app = make_app(path, settings, store, engine, package_data_dir("themes"), FileLock(path, paths.locks_dir))
     try:
         app.run()
     finally:
@@ -119,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
             from tinymorph.commands.steer import main as steer_main
 
             return steer_main(argv[1:])
+        if argv and argv[0] == "history":
+            from tinymorph.commands.history import main as history_main
+
+            return history_main(argv[1:])
         if argv and argv[0] == "presets":
             from tinymorph.commands.presets import main as presets_main
 

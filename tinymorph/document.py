@@ -25,6 +25,24 @@ class DocumentFormat:
     bom: bool = False
 
 
+@dataclass(frozen=True)
+class DiskStamp:
+    """What the file looked like on disk (to notice that another program changed it)."""
+
+    mtime_ns: int
+    size: int
+    """In bytes."""
+
+
+def disk_stamp(path: Path) -> DiskStamp | None:
+    """The file's modification time and size now, or None if it does not exist."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return DiskStamp(st.st_mtime_ns, st.st_size)
+
+
 def load_document(path: Path) -> tuple[str, DocumentFormat]:
     """Return (text with "\n" line endings, format). A missing file is an empty new document.
 
@@ -69,7 +87,7 @@ def save_document(path: Path, text: str, fmt: DocumentFormat) -> None:
     folder = path.parent if str(path.parent) else Path(".")
     try:
         mode = stat.S_IMODE(path.stat().st_mode)
-        if not os.access(path, os.W_OK):
+        if not os.access(path, os.W_OK) or not mode & 0o222:  # no write bit: read-only even for root
             raise DocumentError(f"{path} is read-only; save it under another name")
     except FileNotFoundError:
         mode = 0o666 & ~_umask()

@@ -19,7 +19,7 @@ from textual.timer import Timer
 from textual.widgets import Footer
 
 from tinymorph.config import Settings
-from tinymorph.document import DocumentFormat, load_document, save_document
+from tinymorph.document import DocumentFormat, load_document
 from tinymorph.engine.protocol import (
     Event,
     LoadProgressed,
@@ -32,10 +32,11 @@ from tinymorph.engine.protocol import (
     WorkerFailed,
     WorkerReady,
 )
-from tinymorph.errors import DocumentError
+from tinymorph.lock import FileLock
 from tinymorph.store import Store
 from tinymorph.ui.editor import SuggestingEditor
 from tinymorph.ui.messages import EngineReported, SuggestionEnded, SuggestionWanted
+from tinymorph.ui.safety import FileSafety
 from tinymorph.ui.steering import SteeringPanel
 from tinymorph.ui.steering_actions import SteeringActions
 from tinymorph.ui.themes import load_themes
@@ -62,7 +63,7 @@ class _InFlight:
     sent_at: float
 
 
-class TinymorphApp(SteeringActions, App[None]):
+class TinymorphApp(FileSafety, SteeringActions, App[None]):
     """tinymorph's editor on one file, with the steering panel beside it."""
 
     TITLE = "tinymorph"
@@ -89,6 +90,7 @@ class TinymorphApp(SteeringActions, App[None]):
         store: Store,
         engine: Engine | None,
         themes: list[Theme],
+        lock: FileLock | None = None,
     ) -> None:
         super().__init__()
         self.path = path
@@ -104,6 +106,7 @@ class TinymorphApp(SteeringActions, App[None]):
         self._last_latency_ms: float | None = None
         self.modified = False
         self._word_timer: Timer | None = None
+        self.safety_init(text, lock)
 
     # --- set-up --------------------------------------------------------------------------
 
@@ -142,6 +145,7 @@ class TinymorphApp(SteeringActions, App[None]):
                 "was made. Your documents are untouched; saved presets and remembered cursors start over.",
                 title="Store", severity="warning", timeout=15,
             )
+        self.safety_mount()
         if self.settings.suggestions and self.engine is not None:
             self.engine.start(lambda event: self.post_message(EngineReported(event)))
             self._set_model_state("model: starting")
@@ -237,31 +241,27 @@ class TinymorphApp(SteeringActions, App[None]):
     # --- the document --------------------------------------------------------------------
 
     def on_text_area_changed(self, _message: SuggestingEditor.Changed) -> None:
-        if not self.modified:
+        if self.clean_change_pending:
+            self.clean_change_pending = False
+        elif not self.modified:
             self.modified = True
             self.status.modified = True
             self.status.refresh_status()
         if self._word_timer is not None:
             self._word_timer.stop()
         self._word_timer = self.set_timer(0.3, self._update_words)
+        self.journal_soon()
 
     def _update_words(self) -> None:
         self.status.words = len(self.editor.text.split())
         self.status.refresh_status()
 
     def action_save(self) -> bool:
-        """Save atomically (Ctrl+S). On failure the text stays in the editor and a message
-        says why. Returns True if the file was written."""
-        try:
-            save_document(self.path, self.editor.text, self.fmt)
-        except DocumentError as exc:
-            self.notify(str(exc), title="Not saved", severity="error", timeout=10)
-            return False
-        self.modified = False
-        self.status.modified = False
-        self.status.refresh_status()
-        self.notify(f"Saved {self.path.name}", timeout=2)
-        return True
+        """Save atomically (Ctrl+S) and keep a version in the store. If another program changed
+        the file since it was loaded, ask first (overwrite / reload / keep both). On failure the
+        text stays in the editor (and is journaled) and a message says why. Returns True if the
+        file was written."""
+        return self.save()
 
     async def action_quit(self) -> None:
         """Quit (Ctrl+Q); asks first when there are unsaved changes."""
@@ -270,6 +270,9 @@ class TinymorphApp(SteeringActions, App[None]):
             return
 
         def decided(choice: str | None) -> None:
+            if choice == "discard":
+                self._discarded = True
+                self.store.clear_journal(str(self.path))
             if (choice == "save" and self.action_save()) or choice == "discard":
                 self._shut_down()
 
@@ -280,6 +283,9 @@ class TinymorphApp(SteeringActions, App[None]):
         if self.engine is not None:
             self.engine.stop()
         self.exit()
+
+    def on_unmount(self) -> None:
+        self.safety_unmount()
 
     def action_toggle_suggestions(self) -> None:
         """Turn suggestions on or off for this session (Ctrl+G)."""
@@ -298,6 +304,7 @@ class TinymorphApp(SteeringActions, App[None]):
         yield from super().get_system_commands(screen)
         commands = [
             ("Save", "Write the file to disk (Ctrl+S)", "app.save"),
+            ("History", "Versions kept at each save: see the difference, restore one", "app.history"),
             ("Quit", "Leave tinymorph, asking about unsaved changes (Ctrl+Q)", "app.quit"),
             ("Suggest now", "Ask the model for a continuation at the cursor", "app.suggest_now"),
             ("Toggle suggestions", "Turn ghost text on or off (Ctrl+G)", "app.toggle_suggestions"),
@@ -331,8 +338,10 @@ def make_app(
     store: Store,
     engine: Engine | None,
     themes_dir: Path,
+    lock: FileLock | None = None,
 ) -> TinymorphApp:
     """Build the app for `path`: read the file (raises DocumentError if it cannot be edited
-    safely) and the themes (raises ConfigError for a bad theme file). Shared by CLI and tests."""
+    safely) and the themes (raises ConfigError for a bad theme file). `lock`: the file's lock,
+    taken when the app mounts (None: no locking). Shared by CLI and tests."""
     text, fmt = load_document(path)
-    return TinymorphApp(path, text, fmt, settings, store, engine, load_themes(themes_dir))
+    return TinymorphApp(path, text, fmt, settings, store, engine, load_themes(themes_dir), lock)

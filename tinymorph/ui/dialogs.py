@@ -9,7 +9,7 @@ from collections.abc import Callable
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.timer import Timer
 from textual.widgets import Input, Label, OptionList, Static
@@ -170,3 +170,36 @@ class ChoiceScreen(ModalScreen[str | None]):
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(self.choices[int(event.option.id or 0)])
+
+
+class DiffScreen(ModalScreen[bool]):
+    """A unified diff to read; Enter (or r) says yes to restoring, Esc says no."""
+
+    DEFAULT_CSS = MODAL_CSS.format(name="DiffScreen") + """
+    DiffScreen VerticalScroll { height: auto; max-height: 30; }
+    """
+    BINDINGS = [
+        Binding("escape", "dismiss(False)", "Cancel"),
+        Binding("enter,r", "dismiss(True)", "Restore this version"),
+    ]
+    SHOWN_LINES = 2000
+
+    def __init__(self, title: str, lines: list[str]) -> None:
+        super().__init__()
+        self.title_text, self.lines = title, lines
+
+    def compose(self) -> ComposeResult:
+        text = Text()
+        for line in self.lines[: self.SHOWN_LINES]:
+            style = "green" if line.startswith("+") else "red" if line.startswith("-") else "cyan" if line.startswith(
+                "@@") else "dim"
+            text.append(line + "\n", style=style)
+        if len(self.lines) > self.SHOWN_LINES:
+            text.append(f"... {len(self.lines) - self.SHOWN_LINES} more lines\n", style="dim")
+        if not self.lines:
+            text.append("no difference\n", style="dim")
+        with Vertical():
+            yield Label(self.title_text)
+            with VerticalScroll():
+                yield Static(text)
+            yield Label("Enter or r: restore this version (saved as a new version) · Esc: cancel", classes="dim")

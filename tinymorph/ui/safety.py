@@ -1,0 +1,284 @@
+"""Keeping the writer's text safe: the journal, versions, the file lock, changes on disk.
+
+Owns (as a mixin of TinymorphApp): journaling unsaved text to the store after a short idle and
+on quit or suspend; offering to restore it when the file is reopened after a crash; keeping a
+version in the store on every save and showing the history; refusing to overwrite a file that
+another program changed since it was loaded without asking; warning when another live tinymorph
+holds the file's lock. The store and the document module do the writing; this decides when.
+"""
+
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from textual.timer import Timer
+
+from tinymorph.document import DiskStamp, disk_stamp, load_document, save_document
+from tinymorph.errors import DocumentError, StoreError
+from tinymorph.history import diff_lines, diff_summary
+from tinymorph.lock import FileLock
+from tinymorph.store import text_sha256
+from tinymorph.ui.dialogs import ChoiceScreen, DiffScreen
+
+if TYPE_CHECKING:
+    from tinymorph.ui.app import TinymorphApp
+
+JOURNAL_IDLE_S = 2.0
+"""Seconds without an edit after which unsaved text is journaled."""
+
+RESTORE, DISCARD = "Restore the unsaved version", "Keep the file as it is (the unsaved version goes to history)"
+EDIT_ANYWAY, QUIT = "Edit it here anyway", "Quit"
+OVERWRITE, RELOAD, KEEP_BOTH = (
+    "Overwrite it with my text",
+    "Reload it from disk (my unsaved text goes to history)",
+    "Keep both: save my text as a copy beside it",
+)
+
+
+def _local_time(stamp: str) -> str:
+    try:
+        return datetime.fromisoformat(stamp).astimezone().strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return stamp
+
+
+class FileSafety:
+    """Mixin for TinymorphApp (which provides path, fmt, store, editor, notify, push_screen...)."""
+
+    _journal_timer: Timer | None = None
+    _journaled_sha: str = ""
+    _discarded: bool = False
+    clean_change_pending: bool = False
+    """Set when the next Changed message comes from loading the file's own text."""
+    lock: FileLock | None = None
+
+    def safety_init(self: "TinymorphApp", text: str, lock: FileLock | None) -> None:
+        """Remember what the file was when loaded (its stamp and the hash of its text)."""
+        self.lock = lock
+        self.disk: DiskStamp | None = disk_stamp(self.path)
+        self.base_sha = text_sha256(text)
+        self._journaled_sha = self.base_sha
+
+    def safety_mount(self: "TinymorphApp") -> None:
+        """On mount: keep the file as first found as a version, then check the lock, then the
+        journal (one question at a time)."""
+        if self.disk is not None:
+            self._keep_version(self.editor.text, "opened")
+        if self.lock is not None:
+            try:
+                other = self.lock.acquire()
+            except OSError as exc:
+                self.notify(f"could not take the file's lock: {exc}", title="Lock", severity="warning")
+                other = None
+            if other is not None:
+                question = (
+                    f"{self.path.name} is open in another tinymorph ({other.describe()}).\n"
+                    "Two editors on one file overwrite each other's work."
+                )
+
+                def decided(choice: str | None) -> None:
+                    if choice == EDIT_ANYWAY:
+                        assert self.lock is not None
+                        self.lock.acquire(force=True)
+                        self._offer_journal()
+                    else:
+                        self._discarded = True  # nothing of ours to keep: we never edited
+                        self.exit()
+
+                self.push_screen(ChoiceScreen(question, [EDIT_ANYWAY, QUIT]), decided)
+                return
+        self._offer_journal()
+
+    # --- the journal -----------------------------------------------------------------------
+
+    def _offer_journal(self: "TinymorphApp") -> None:
+        entry = self.store.journal(str(self.path))
+        if entry is None:
+            return
+        current = self.editor.text
+        if entry.text == current:
+            self.store.clear_journal(str(self.path))
+            return
+        changed = " The file itself has changed since." if entry.base_sha256 != self.base_sha else ""
+        question = (
+            f"Unsaved changes to {self.path.name} from {_local_time(entry.updated)} were found: tinymorph "
+            f"stopped before they were saved.\nAgainst the file: {diff_summary(current, entry.text)}.{changed}"
+        )
+
+        def decided(choice: str | None) -> None:
+            if choice == RESTORE:
+                self._replace_text(entry.text)
+                self.notify("Unsaved version restored; save to keep it in the file.", timeout=5)
+            else:
+                self._keep_version(entry.text, "unsaved (not restored)")
+                self.store.clear_journal(str(self.path))
+                self._journaled_sha = self.base_sha
+
+        self.push_screen(ChoiceScreen(question, [RESTORE, DISCARD]), decided)
+
+    def journal_soon(self: "TinymorphApp") -> None:
+        """Called on every edit: journal after `JOURNAL_IDLE_S` without another."""
+        if self._journal_timer is not None:
+            self._journal_timer.stop()
+        self._journal_timer = self.set_timer(JOURNAL_IDLE_S, self.write_journal)
+
+    def write_journal(self: "TinymorphApp") -> None:
+        """Journal the buffer now if it differs from the file and from the last journal write."""
+        if self._discarded:
+            return
+        text = self.editor.text
+        digest = text_sha256(text)
+        if digest == self._journaled_sha:
+            return
+        try:
+            if digest == self.base_sha:
+                self.store.clear_journal(str(self.path))
+            else:
+                self.store.write_journal(str(self.path), text, self.base_sha)
+        except Exception as exc:  # the store failing must not stop the writer writing
+            self.notify(f"could not journal unsaved text: {exc}", title="Store", severity="warning")
+            return
+        self._journaled_sha = digest
+
+    def action_suspend_process(self: "TinymorphApp") -> None:
+        """Journal, then suspend to the shell (Ctrl+Z where the terminal allows it)."""
+        self.write_journal()
+        super().action_suspend_process()  # type: ignore[misc]
+
+    def safety_unmount(self: "TinymorphApp") -> None:
+        """On the way out (normal or not): journal what is unsaved, unless the writer discarded
+        it; give the lock back."""
+        if self.modified and not self._discarded:
+            self.write_journal()
+        if self.lock is not None:
+            self.lock.release()
+
+    # --- versions --------------------------------------------------------------------------
+
+    def _keep_version(self: "TinymorphApp", text: str, reason: str) -> None:
+        try:
+            self.store.add_version(str(self.path), text, reason)
+        except Exception as exc:  # history is a convenience; the file is the truth
+            self.notify(f"could not keep a version in the store: {exc}", title="Store", severity="warning")
+
+    def action_history(self: "TinymorphApp") -> None:
+        """Pick a kept version, see its diff against the editor's text, restore it."""
+        versions = self.store.versions(str(self.path))
+        if not versions:
+            self.notify("No versions kept yet: every save keeps one.", timeout=3)
+            return
+        labels = [
+            f"#{v.id}  {_local_time(v.saved_at)}  {v.reason:<24} {v.size:>9,} chars" for v in versions
+        ]
+
+        def picked(choice: str | None) -> None:
+            if choice is None:
+                return
+            version = versions[labels.index(choice)]
+            try:
+                old = self.store.version_text(version.id)
+            except StoreError as exc:
+                self.notify(str(exc), title="History", severity="error")
+                return
+            lines = diff_lines(self.editor.text, old, "editor", f"version #{version.id}")
+
+            def restore(ok: bool | None) -> None:
+                if ok:
+                    self._replace_text(old)
+                    self.save(reason=f"restore of #{version.id}")
+
+            self.push_screen(DiffScreen(f"version #{version.id} against the editor", lines), restore)
+
+        self.push_screen(ChoiceScreen(f"Versions of {self.path.name}, newest first", labels), picked)
+
+    # --- saving ----------------------------------------------------------------------------
+
+    def _replace_text(self: "TinymorphApp", text: str, clean: bool = False) -> None:
+        """Replace the whole buffer as one undoable edit. `clean`: the new text is what the
+        file holds, so the change it posts does not mark the document modified."""
+        if self.editor.suggestion:
+            self.editor.action_reject_suggestion()
+        self.clean_change_pending = clean and text != self.editor.text
+        self.editor.replace(text, (0, 0), self.editor.document.end)
+
+    def changed_on_disk(self: "TinymorphApp") -> bool:
+        """True if the file on disk is no longer what was loaded or last saved (another program
+        wrote it). A changed stamp with the same text (touched) counts as unchanged."""
+        now = disk_stamp(self.path)
+        if now == self.disk or now is None:
+            return False
+        try:
+            text, _fmt = load_document(self.path)
+        except DocumentError:
+            return True
+        if text_sha256(text) == self.base_sha:
+            self.disk = now
+            return False
+        return True
+
+    def save(self: "TinymorphApp", reason: str = "save") -> bool:
+        """Save unless the file changed on disk (then ask, and return False). Returns True if
+        written."""
+        if self.changed_on_disk():
+            self._ask_about_disk_change()
+            return False
+        return self._write(self.path, reason)
+
+    def _write(self: "TinymorphApp", path: Path, reason: str) -> bool:
+        text = self.editor.text
+        try:
+            save_document(path, text, self.fmt)
+        except DocumentError as exc:
+            self.notify(f"{exc}\nYour text is still here, and journaled.", title="Not saved", severity="error",
+                        timeout=10)
+            self.write_journal()
+            return False
+        self.disk = disk_stamp(path)
+        self.base_sha = text_sha256(text)
+        self._journaled_sha = self.base_sha
+        self.store.clear_journal(str(path))
+        self._keep_version(text, reason)
+        self.modified = False
+        self.status.modified = False
+        self.status.refresh_status()
+        self.notify(f"Saved {path.name}", timeout=2)
+        return True
+
+    def _ask_about_disk_change(self: "TinymorphApp") -> None:
+        question = f"{self.path.name} was changed on disk by another program since tinymorph loaded it."
+
+        def decided(choice: str | None) -> None:
+            if choice == OVERWRITE:
+                self._write(self.path, "save (overwrote a change on disk)")
+            elif choice == RELOAD:
+                try:
+                    text, fmt = load_document(self.path)
+                except DocumentError as exc:
+                    self.notify(str(exc), title="Not reloaded", severity="error")
+                    return
+                self._keep_version(self.editor.text, "unsaved (replaced by reload)")
+                self._replace_text(text, clean=True)
+                self.fmt, self.disk, self.base_sha = fmt, disk_stamp(self.path), text_sha256(text)
+                self._keep_version(text, "changed on disk")
+                self.store.clear_journal(str(self.path))
+                self._journaled_sha = self.base_sha
+                self.modified = False
+                self.status.modified = False
+                self.status.refresh_status()
+            elif choice == KEEP_BOTH:
+                stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+                copy = self.path.with_name(f"{self.path.stem}.mine-{stamp}{self.path.suffix}")
+                old_path = self.path
+                self.path = copy
+                if self._write(copy, "save (copy; the original changed on disk)"):
+                    if self.lock is not None:
+                        self.lock.release()
+                    self.store.clear_journal(str(old_path))
+                    self.status.file_name = copy.name
+                    self.status.refresh_status()
+                    self.notify(f"Your text is in {copy.name}; {old_path.name} keeps the other version.",
+                                timeout=8)
+                else:
+                    self.path = old_path
+
+        self.push_screen(ChoiceScreen(question, [OVERWRITE, RELOAD, KEEP_BOTH]), decided)
