@@ -11,6 +11,8 @@ from rich.style import Style
 from textual import events
 from textual.actions import SkipAction
 from textual.binding import Binding
+from textual.document._document import Location
+from textual.document._wrapped_document import WrappedDocument
 from textual.strip import Strip
 from textual.timer import Timer
 from textual.widgets import TextArea
@@ -22,6 +24,41 @@ from tinymorph.ui.messages import SuggestionEnded, SuggestionWanted
 
 # Characters of text before the cursor kept to match a worker's answer with the text.
 MATCH_CHARS = 200
+HIGHLIGHT_LIMIT_CHARS = 256_000
+"""Markdown highlighting (tree-sitter) is on for documents up to this size: above it every
+keystroke re-parses through a Python callback and typing lags (~0.5 s per key at 1 MB here)."""
+
+
+class _CachedHeight(WrappedDocument):
+    """A WrappedDocument whose `height` is computed once per wrap, not per rendered line.
+
+    Textual's `height` sums over every line and TextArea reads it for each line it draws: with
+    150,000 lines that is ~90 ms a frame. `wrap` and `wrap_range` are the only writers of the
+    wrap offsets, so they reset the cache."""
+
+    _height: int | None = None
+    _wrapped_at: tuple[int, int] | None = None
+
+    def wrap(self, width: int, tab_width: int | None = None) -> None:
+        # A full re-wrap at the width and tab width of the last one gives the same offsets:
+        # every edit since went through `wrap_range`. TextArea asks for such re-wraps (when the
+        # scrollbar appears, on resize events that keep the width), each ~2 s for 10 MB here.
+        key = (width, tab_width or self._tab_width)
+        if key == self._wrapped_at:
+            return
+        self._height = None
+        super().wrap(width, tab_width)
+        self._wrapped_at = key
+
+    def wrap_range(self, start: Location, old_end: Location, new_end: Location) -> None:
+        self._height = None
+        super().wrap_range(start, old_end, new_end)
+
+    @property
+    def height(self) -> int:
+        if self._height is None:
+            self._height = super().height
+        return self._height
 
 
 class SuggestingEditor(TextArea):
@@ -43,6 +80,9 @@ class SuggestingEditor(TextArea):
     ]
 
     DEFAULT_CSS = """
+    SuggestingEditor {
+        scrollbar-gutter: stable;  /* the scrollbar appearing would re-wrap the whole document */
+    }
     SuggestingEditor .text-area--suggestion {
         color: $foreground 50%;
         text-style: italic;
@@ -62,7 +102,12 @@ class SuggestingEditor(TextArea):
         self.alternatives: tuple[str, ...] = ()
         self._idle_timer: Timer | None = None
         self._pending_before: str | None = None
-        super().__init__(text, language="markdown", soft_wrap=True, tab_behavior="indent", **kwargs)
+        self._text_cache: str | None = None
+        language = "markdown" if len(text) <= HIGHLIGHT_LIMIT_CHARS else None
+        # The text goes in at mount: TextArea wraps the whole document several times while it
+        # is constructed (~1 s each for 10 MB here); an empty document makes those free.
+        self._text_at_mount = text
+        super().__init__("", language=language, soft_wrap=True, tab_behavior="indent", **kwargs)
         self.idle_delay_s = idle_delay_ms / 1000
         self.context_chars = context_chars
         self.memory = SuggestionMemory()
@@ -73,6 +118,39 @@ class SuggestingEditor(TextArea):
         self._inlay = ""
         # The writer moves sliders in the steering panel and watches the ghost text change.
         self.hide_suggestion_on_blur = False
+
+    # --- large documents -------------------------------------------------------------------
+    # TextArea reads `self.text` (the whole document joined) and the wrapped height for every
+    # line it draws. Both are cached here and reset by the only code that changes them.
+
+    def _set_document(self, text: str, language: str | None) -> None:
+        super()._set_document(text, language)
+        self._text_cache = None
+        replace_range = self.document.replace_range  # every edit, undo and redo goes through it
+
+        def replace_and_forget(start: Location, end: Location, text: str):  # type: ignore[no-untyped-def]
+            self._text_cache = None
+            return replace_range(start, end, text)
+
+        self.document.replace_range = replace_and_forget  # type: ignore[method-assign]
+        if type(self.wrapped_document) is WrappedDocument:
+            self.wrapped_document.__class__ = _CachedHeight
+
+    def on_mount(self) -> None:
+        if self._text_at_mount:
+            self._set_document(self._text_at_mount, self.language)  # no Changed: nothing was edited
+            self._text_at_mount = ""
+
+    @property
+    def text(self) -> str:
+        """The entire document (cached until the next edit)."""
+        if self._text_cache is None:
+            self._text_cache = self.document.text
+        return self._text_cache
+
+    @text.setter
+    def text(self, value: str) -> None:
+        self.load_text(value)
 
     # --- the feature lens: an inlay hint beside the cursor's line ------------------------
 
