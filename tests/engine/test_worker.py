@@ -107,3 +107,30 @@ def _alive(pid: int) -> bool:
     return True
 
 
+
+
+def _serve_until_failed(manifest: ModelManifest, tmp_path: Path) -> list[Event]:
+    from tinymorph.engine.worker import serve
+
+    emitted: list[Event] = []
+    config = WorkerConfig(manifest, str(tmp_path / "cache"), 511, str(tmp_path / "worker.log"), threads=1)
+    serve(config, queue.Queue(), emitted.append)  # returns after WorkerFailed; never reaches the loop
+    return emitted
+
+
+def test_a_missing_model_package_is_one_clear_message(tmp_path):
+    manifest = ModelManifest(name="gone", kind="pypi-gguf", location="tinymorph_no_such_model_package",
+                             gguf_file="m.gguf")
+    failed = [e for e in _serve_until_failed(manifest, tmp_path) if isinstance(e, WorkerFailed)]
+    assert len(failed) == 1 and "is not installed" in failed[0].message
+
+
+def test_not_enough_memory_to_load_is_one_clear_message(tiny_manifest, tmp_path, monkeypatch):
+    from tinymorph.engine import worker
+
+    def out_of_memory(*_args, **_kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(worker, "load_model", out_of_memory)
+    failed = [e for e in _serve_until_failed(tiny_manifest, tmp_path) if isinstance(e, WorkerFailed)]
+    assert len(failed) == 1 and "not enough memory" in failed[0].message

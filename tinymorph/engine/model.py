@@ -201,7 +201,9 @@ def load_model(manifest: ModelManifest, cache_dir: Path, progress: Progress) -> 
         raise NetworkDisabledError("hub access is off; pass --hub-model to allow downloads")
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(folder))
-        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=getattr(torch, manifest.dtype))
+        model = AutoModelForCausalLM.from_pretrained(
+            str(folder), dtype=getattr(torch, manifest.dtype), use_safetensors=True  # never a pickled .bin
+        )
     except (OSError, ValueError, RuntimeError) as exc:
         raise ModelError(f"could not load {manifest.name} from {folder}: {exc}") from exc
     model.eval()

@@ -109,6 +109,12 @@ def serve(config: WorkerConfig, requests: "queue.Queue[Request]", emit: Callable
     except TinymorphError as exc:
         emit(WorkerFailed(str(exc)))
         return
+    except MemoryError:
+        emit(WorkerFailed(
+            f"not enough memory to load {config.manifest.name} (about 3 GB the first time, 1 GB after); "
+            "close other programs and restart tinymorph"
+        ))
+        return
     folder = feature_folder_for(config.sae, config.manifest, config.cache_dir)
     sae, data, sae_message = _load_sae(config, lm, folder, emit)
     max_acts = torch.tensor([max(f.max_act, 1e-6) for f in data.features]) if data is not None else None
