@@ -13,6 +13,7 @@ from tinymorph.features import (
     fuse,
     label_from,
     load_feature_data,
+    steer_scores,
     text_scores,
 )
 
@@ -75,3 +76,28 @@ def test_round_trip_and_refusals(data, tmp_path):
         load_feature_data(tmp_path / "elsewhere")
     with pytest.raises(SAEError, match="feature 7 does not exist"):
         data.get(7)
+
+
+def test_steer_search_finds_features_that_write_the_words_by_output_score(data):
+    import dataclasses
+
+    scored = FeatureData(data.sae_id, data.model, data.hook_name, data.tokens_scanned, (
+        data.features[0],
+        dataclasses.replace(data.features[1], output_score=0.3),  # promotes " waves"
+        dataclasses.replace(data.features[2], promoted=((" waves", 2.0),), output_score=0.6),
+        dataclasses.replace(data.features[3], promoted=((" waves", 2.0),), output_score=0.0),
+    ))
+    assert steer_scores(scored, "Waves") == {1: 0.3, 2: 0.6}  # no score, or 0: left out
+    hits = fuse({}, {}, steering=steer_scores(scored, "waves"))
+    assert [h.index for h in hits] == [2, 1] and hits[0].steering == 0.6
+    assert scored.features[2].steers and not scored.features[0].steers
+
+
+def test_output_scores_survive_the_file_and_old_files_have_none(data, tmp_path):
+    import dataclasses
+
+    scored = dataclasses.replace(data, features=(dataclasses.replace(data.features[0], output_score=0.125),
+                                                 *data.features[1:]))
+    scored.save(tmp_path)
+    back = load_feature_data(tmp_path)
+    assert back.features[0].output_score == 0.125 and back.features[1].output_score is None

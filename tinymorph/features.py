@@ -22,6 +22,9 @@ FORMAT = 1
 FILE_NAME = "features.json.gz"
 DENSE_FRACTION = 0.10
 """A feature active on more than this fraction of tokens counts as dense."""
+STEERS_SCORE = 0.05
+"""Output score from which a feature is shown as one that steers (moves >= 5% of the next-token
+probability onto its promoted tokens at the default strength)."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,15 @@ class FeatureInfo:
     """Output tokens whose logits it lowers most."""
     contexts: tuple[FeatureContext, ...]
     """Top activating contexts, strongest first."""
+    output_score: float | None = None
+    """How much steering with it at the default strength moves next-token probability onto the
+    tokens it promotes (Arad et al. 2025; `tinymorph.sae.output_score`), in [-1, 1]; None when
+    not measured. Features near 0 detect their topic but do not make the model write it."""
+
+    @property
+    def steers(self) -> bool:
+        """True when its output score is at least `STEERS_SCORE` (unknown counts as False)."""
+        return self.output_score is not None and self.output_score >= STEERS_SCORE
 
     @property
     def dead(self) -> bool:
@@ -111,6 +123,7 @@ def _encode(f: FeatureInfo) -> dict[str, object]:
         "promoted": [[t, round(v, 3)] for t, v in f.promoted],
         "suppressed": [[t, round(v, 3)] for t, v in f.suppressed],
         "contexts": [[list(c.tokens), list(c.acts), c.peak, round(c.act, 3)] for c in f.contexts],
+        **({"output_score": round(f.output_score, 4)} if f.output_score is not None else {}),
     }
 
 
@@ -135,6 +148,7 @@ def load_feature_data(folder: Path, d_sae: int | None = None) -> FeatureData:
                     FeatureContext(tuple(map(str, toks)), tuple(map(int, acts)), int(peak), float(act))
                     for toks, acts, peak, act in raw["contexts"]
                 ),
+                output_score=float(raw["output_score"]) if raw.get("output_score") is not None else None,
             )
             for i, raw in enumerate(data["features"])
         )
@@ -182,6 +196,8 @@ class SearchHit:
     """How well the label, contexts and promoted tokens match the query words (0: not at all)."""
     activation: float
     """Its activation on the query text as a fraction of its max over held-out text (0: silent)."""
+    steering: float = 0.0
+    """Output score times query words among its promoted tokens (0: it does not write them)."""
 
 
 NEAR_PEAK = 3
@@ -210,17 +226,42 @@ def text_scores(data: FeatureData, query: str) -> dict[int, float]:
     return scores
 
 
-def fuse(text: dict[int, float], activation: dict[int, float], limit: int = 10, k: int = 20) -> list[SearchHit]:
-    """Merge the two rankings by reciprocal-rank fusion (Cormack et al. 2009: score = sum of
-    1 / (k + rank)); return the best `limit` hits."""
+def steer_scores(data: FeatureData, query: str) -> dict[int, float]:
+    """Features that would make the model *write* the query's words: those whose promoted
+    tokens contain a query word, scored by their output score (times the words matched). These
+    are the features worth steering with (Arad et al. 2025); the features that fire on the words
+    (`text_scores`, activation search) mostly only detect them. Features with no measured or no
+    positive output score are left out."""
+    words = set(_words(query))
+    scores: dict[int, float] = {}
+    for f in data.features:
+        if not words or not f.output_score or f.output_score <= 0:
+            continue
+        matched = len(words & {w for t, _v in f.promoted for w in _words(t)})
+        if matched:
+            scores[f.index] = f.output_score * matched
+    return scores
+
+
+def fuse(
+    text: dict[int, float],
+    activation: dict[int, float],
+    limit: int = 10,
+    k: int = 20,
+    steering: dict[int, float] | None = None,
+) -> list[SearchHit]:
+    """Merge the rankings (words, activation, and `steering` from `steer_scores`) by
+    reciprocal-rank fusion (Cormack et al. 2009: score = sum of 1 / (k + rank)); return the best
+    `limit` hits."""
+    steering = steering or {}
 
     def ranks(scores: dict[int, float]) -> dict[int, int]:
         return {i: r for r, i in enumerate(sorted(scores, key=lambda i: -scores[i]), start=1)}
 
-    text_ranks, act_ranks = ranks(text), ranks(activation)
-    fused = {i: sum(1 / (k + r[i]) for r in (text_ranks, act_ranks) if i in r) for i in set(text) | set(activation)}
+    rankings = (ranks(text), ranks(activation), ranks(steering))
+    fused = {i: sum(1 / (k + r[i]) for r in rankings if i in r) for i in set(text) | set(activation) | set(steering)}
     best = sorted(fused, key=lambda i: (-fused[i], i))[:limit]
-    return [SearchHit(i, fused[i], text.get(i, 0.0), activation.get(i, 0.0)) for i in best]
+    return [SearchHit(i, fused[i], text.get(i, 0.0), activation.get(i, 0.0), steering.get(i, 0.0)) for i in best]
 
 
 def label_from(peaks: Sequence[tuple[str, float]], promoted: Iterable[str], token_frequency: dict[str, int]) -> str:

@@ -1,5 +1,7 @@
 """The steering evaluation's mechanics on the tiny model (the real numbers are in docs/steering.md)."""
 
+from pathlib import Path
+
 from tests.sae.conftest import save_topk_sae
 from tinymorph.domain import SteeringSpec, SteeringTerm
 from tinymorph.engine.generate import Generator
@@ -20,3 +22,17 @@ def test_steer_eval_fills_the_table_and_measures_speed(tiny_lm, tiny_manifest, t
     assert all(0 <= r.concept_rate <= 1 and r.perplexity_unsteered > 0 for r in results)
     speed = decode_throughput(tiny_lm, sae, "The sea", [1, 16], tokens=4, repeats=1)
     assert set(speed) == {0, 1, 16} and all(v > 0 for v in speed.values())
+
+
+def test_the_steers_sample_keeps_only_features_with_an_output_score():
+    import dataclasses
+
+    from tests.ui.fakes import tiny_feature_data
+    from tinymorph.sae.steer_eval import pick_features
+
+    data = tiny_feature_data(Path("unused"), save=False)
+    data = dataclasses.replace(data, features=tuple(
+        dataclasses.replace(f, output_score=0.5 if f.index in (1, 2) else 0.0) for f in data.features
+    ))
+    assert sorted(pick_features(data, 10, steers_only=True)) == [1, 2]
+    assert sorted(pick_features(data, 10)) == [0, 1, 2, 3]

@@ -26,8 +26,8 @@ from tinymorph.features import FeatureContext, FeatureData, FeatureInfo
 D_MODEL = 8
 
 
-def tiny_feature_data(folder: Path) -> FeatureData:
-    """Four labelled features, saved in `folder` like a real SAE's feature file."""
+def tiny_feature_data(folder: Path, save: bool = True) -> FeatureData:
+    """Four labelled features, saved in `folder` (unless not `save`) like a real SAE's feature file."""
 
     def info(i: int, label: str, context: str) -> FeatureInfo:
         tokens = tuple(context.split("|"))
@@ -40,8 +40,9 @@ def tiny_feature_data(folder: Path) -> FeatureData:
         info(2, "harbour / boats", "in| the| harbour"),
         info(3, "budget / money", "the| budget"),
     ))
-    folder.mkdir(parents=True, exist_ok=True)
-    data.save(folder)
+    if save:
+        folder.mkdir(parents=True, exist_ok=True)
+        data.save(folder)
     return data
 
 

@@ -16,7 +16,14 @@ from rich.text import Text
 from tinymorph.cli_common import add_model_options, add_sae_option, load_cli_model, settings_from_args
 from tinymorph.engine.manifest import resolve_model
 from tinymorph.errors import SAEError
-from tinymorph.features import FeatureContext, FeatureData, FeatureInfo, feature_folder_for, load_feature_data
+from tinymorph.features import (
+    STEERS_SCORE,
+    FeatureContext,
+    FeatureData,
+    FeatureInfo,
+    feature_folder_for,
+    load_feature_data,
+)
 from tinymorph.paths import app_paths
 
 
@@ -70,6 +77,9 @@ def dashboard(f: FeatureInfo, data: FeatureData) -> Panel:
         f"{f.density:.4%}",
         ("   max activation ", "dim"),
         f"{f.max_act:.2f}",
+        ("   output score ", "dim"),
+        "not measured" if f.output_score is None else f"{f.output_score:.3f}",
+        ("  (steers: adding it makes the model write what it promotes)" if f.steers else "", "yellow"),
         ("   (dense)" if f.dense else "", "yellow"),
         ("   (dead: never active on the scanned text)" if f.dead else "", "red"),
     )
@@ -106,15 +116,22 @@ def run_search(args: argparse.Namespace) -> int:
         console.print(f"no feature matches {args.text!r}")
         return 1
     table = Table(title=f"features for {args.text!r}")
-    for col in ("feature", "label", "density", "found by", "top context"):
+    for col in ("feature", "label", "density", "output score", "found by", "top context"):
         table.add_column(col)
     for hit in hits:
         f = data.features[hit.index]
         how = " + ".join(
-            w for w, s in (("words", hit.text_score), (f"fires {hit.activation:.0%}", hit.activation)) if s
+            w
+            for w, s in (
+                ("words", hit.text_score),
+                (f"fires {hit.activation:.0%}", hit.activation),
+                ("writes them", hit.steering),
+            )
+            if s
         )
         context = f.contexts[0].text.replace("\n", " ").strip() if f.contexts else ""
-        table.add_row(str(f.index), f.label, f"{f.density:.3%}", how, context[-60:])
+        score = "" if f.output_score is None else f"{f.output_score:.2f}" + (" steers" if f.steers else "")
+        table.add_row(str(f.index), f.label, f"{f.density:.3%}", score, how, context[-60:])
     console.print(table)
     return 0
 
@@ -138,6 +155,36 @@ def run_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_score(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    import torch
+
+    from tinymorph.sae.corpus import heldout_sequences, open_corpus
+    from tinymorph.sae.output_score import output_scores
+
+    console = Console(stderr=True)
+    folder = feature_folder(args)
+    lm, sae, _manifest = load_cli_sae(args, console)
+    data = load_feature_data(folder, sae.d_sae)
+    corpus = open_corpus(args.corpus, args.exclude)
+    prompts = heldout_sequences(corpus, lm.tokenizer, args.prompt_len, args.prompts * args.prompt_len)[: args.prompts]
+    torch.manual_seed(0)
+    with Progress(console=console) as progress:
+        task = progress.add_task(f"steering each feature over {len(prompts)} prompts", total=sae.d_sae)
+        scores = output_scores(
+            lm, sae, prompts, strength=args.strength, report=lambda done, _t: progress.update(task, completed=done)
+        )
+    features = tuple(
+        dataclasses.replace(f, output_score=float(s)) for f, s in zip(data.features, scores, strict=True)
+    )
+    path = dataclasses.replace(data, features=features).save(folder)
+    steers = sum(f.steers and not f.dense for f in features)
+    console.print(f"output scores written to {path}: {steers} of {len(features)} features steer "
+                  f"(output score >= {STEERS_SCORE}, not dense)")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="tinymorph features", description="SAE feature dashboards and search.")
     sub = parser.add_subparsers(dest="action", required=True)
@@ -153,8 +200,16 @@ def main(argv: list[str]) -> int:
     build.add_argument("--seq-len", type=int, default=128)
     build.add_argument("--exclude", action="append", default=[], metavar="GLOB")
     build.add_argument("--out", type=Path, help="folder for features.json.gz (default: beside the SAE)")
-    for p in (show, search, build):
+    score = sub.add_parser(
+        "score", help="measure each feature's output score (does steering with it bring its tokens?)"
+    )
+    score.add_argument("corpus", type=Path, help="folder of text; short held-out snippets are the prompts")
+    score.add_argument("--prompts", type=int, default=8, help="prompts per feature (default 8)")
+    score.add_argument("--prompt-len", type=int, default=16, help="tokens per prompt, BOS included (default 16)")
+    score.add_argument("--strength", type=float, default=0.2, help="steering strength (default 0.2)")
+    score.add_argument("--exclude", action="append", default=[], metavar="GLOB")
+    for p in (show, search, build, score):
         add_sae_option(p)
         add_model_options(p)
     args = parser.parse_args(argv)
-    return {"show": run_show, "search": run_search, "build": run_build}[args.action](args)
+    return {"show": run_show, "search": run_search, "build": run_build, "score": run_score}[args.action](args)

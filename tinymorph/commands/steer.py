@@ -27,6 +27,10 @@ def main(argv: list[str]) -> int:
     ev.add_argument("corpus", type=Path, help="folder of text; prompts come from its held-out chunks")
     ev.add_argument("--features", help="comma-separated feature indices (default: a seeded sample)")
     ev.add_argument("--n-features", type=int, default=8)
+    ev.add_argument(
+        "--pick", choices=["random", "steers"], default="steers",
+        help="the sample: any feature, or only features whose output score says they steer (default)",
+    )
     ev.add_argument("--strengths", default="0.3,0.6,1.0", help="comma-separated strengths (default 0.3,0.6,1.0)")
     ev.add_argument("--prompts", type=int, default=10)
     ev.add_argument("--tokens", type=int, default=24, help="tokens generated per continuation")
@@ -38,7 +42,10 @@ def main(argv: list[str]) -> int:
     console = Console(stderr=True)
     lm, sae, _manifest = load_cli_sae(args, console)
     data = load_feature_data(feature_folder(args), sae.d_sae)
-    features = [int(x) for x in args.features.split(",")] if args.features else pick_features(data, args.n_features)
+    if args.features:
+        features = [int(x) for x in args.features.split(",")]
+    else:
+        features = pick_features(data, args.n_features, steers_only=args.pick == "steers")
     strengths = [float(x) for x in args.strengths.split(",")]
     chunks = list(open_corpus(args.corpus, args.exclude).chunks("heldout"))
     prompts = [" ".join(c.split()[:60]) for c in chunks[:: max(1, len(chunks) // args.prompts)]][: args.prompts]

@@ -10,7 +10,7 @@ import math
 import torch
 
 from tinymorph.engine.model import LoadedModel, decoder_layers
-from tinymorph.features import FeatureData, SearchHit, fuse, text_scores
+from tinymorph.features import FeatureData, SearchHit, fuse, steer_scores, text_scores
 from tinymorph.sae.hooks import run_to_layer
 from tinymorph.sae.loading import LoadedSAE
 
@@ -48,6 +48,7 @@ def search_features(
     lm: LoadedModel | None, sae: LoadedSAE | None, data: FeatureData, query: str, limit: int = 10
 ) -> list[SearchHit]:
     """Features matching `query` by their labels and contexts and, when a model and SAE are given,
-    by firing on the query itself; the rankings merged by reciprocal-rank fusion."""
+    by firing on the query itself, and by promoting the query's words with a positive output
+    score (`features.steer_scores`); the rankings merged by reciprocal-rank fusion."""
     by_activation = activation_scores(lm, sae, data, query) if lm is not None and sae is not None else {}
-    return fuse(text_scores(data, query), by_activation, limit=limit)
+    return fuse(text_scores(data, query), by_activation, limit=limit, steering=steer_scores(data, query))

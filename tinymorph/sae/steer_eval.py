@@ -48,11 +48,16 @@ class SteerResult:
         return self.perplexity_steered / self.perplexity_unsteered - 1
 
 
-def pick_features(data: FeatureData, n: int, seed: int = 0) -> list[int]:
+def pick_features(data: FeatureData, n: int, seed: int = 0, steers_only: bool = False) -> list[int]:
     """`n` features spread over the SAE: alive, not dense (active on 0.01%-2% of tokens), with a
-    word in their label; a seeded sample, so runs are comparable."""
+    word in their label; with `steers_only`, also an output score of at least `STEERS_SCORE`
+    (the selection of Arad et al. 2025). A seeded sample, so runs are comparable."""
     pool = [
-        f.index for f in data.features if 1e-4 <= f.density <= 0.02 and any(c.isalpha() for c in f.label.split("→")[0])
+        f.index
+        for f in data.features
+        if 1e-4 <= f.density <= 0.02
+        and any(c.isalpha() for c in f.label.split("→")[0])
+        and (f.steers or not steers_only)
     ]
     return sorted(random.Random(seed).sample(pool, min(n, len(pool))))
 

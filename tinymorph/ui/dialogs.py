@@ -15,7 +15,7 @@ from textual.timer import Timer
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from tinymorph.features import FeatureData, SearchHit, fuse, text_scores
+from tinymorph.features import FeatureData, SearchHit, fuse, steer_scores, text_scores
 
 MODAL_CSS = """
 {name} {{ align: center middle; }}
@@ -52,7 +52,8 @@ class FeatureSearchScreen(ModalScreen[int | None]):
             yield Label("Find SAE features: type words (labels, contexts, and what fires on them)")
             yield Input(placeholder="e.g. ocean, apology, dialogue", id="query")
             yield OptionList(id="hits")
-            yield Label("Enter: add at the default strength · Esc: cancel", classes="dim")
+            yield Label("Enter: add at the default strength · Esc: cancel · 'steers': adding it makes the model "
+                        "write what it promotes (output score)", classes="dim")
 
     @property
     def search_text(self) -> str:
@@ -78,7 +79,8 @@ class FeatureSearchScreen(ModalScreen[int | None]):
         if not query:
             self.hits = []
             return
-        self.hits = fuse(text_scores(self.data, query), self.activation.get(query, {}), limit=20)
+        self.hits = fuse(text_scores(self.data, query), self.activation.get(query, {}), limit=20,
+                         steering=steer_scores(self.data, query))
         for hit in self.hits:
             f = self.data.features[hit.index]
             line = Text()
@@ -88,6 +90,8 @@ class FeatureSearchScreen(ModalScreen[int | None]):
             line.append(", ".join(t.strip() for t, _ in f.promoted[:3] if t.strip()), style="green")
             if hit.activation:
                 line.append(f"  fires {hit.activation:.0%}", style="cyan")
+            if f.steers:
+                line.append(f"  steers {f.output_score:.2f}", style="bold yellow")
             options.add_option(Option(line, id=str(f.index)))
         if self.hits:
             options.highlighted = 0

@@ -1,0 +1,54 @@
+"""Output scores (Arad et al. 2025): each feature steered in a batch equals steering it alone."""
+
+import pytest
+import torch
+
+from tests.sae.conftest import save_topk_sae
+from tinymorph.domain import SteeringSpec, SteeringTerm
+from tinymorph.engine.model import decoder_layers
+from tinymorph.engine.steering import resolve_steering, steered
+from tinymorph.sae.feature_data import LOGIT_TOKENS, logit_effects
+from tinymorph.sae.loading import load_sae
+from tinymorph.sae.output_score import output_scores
+
+
+@pytest.fixture
+def sae(tiny_manifest, tmp_path):
+    return load_sae(str(save_topk_sae(tmp_path / "s", d_sae=12)), tiny_manifest, 64, 4)
+
+
+def _prompts(tiny_lm):
+    texts = ["The sea was", "Boats came ", "She wrote a"]
+    return [[tiny_lm.tokenizer.bos_token_id, *tiny_lm.tokenizer(t, add_special_tokens=False).input_ids] for t in texts]
+
+
+@torch.no_grad()
+def _alone(tiny_lm, sae, prompts, feature: int, strength: float) -> float:
+    """The score of one feature, the slow way: the sliders' own steering, one prompt at a time."""
+    promoted = logit_effects(tiny_lm, sae.directions(), LOGIT_TOKENS)[0][feature]
+    spec = SteeringSpec((SteeringTerm(strength, feature=feature),))
+    steering = resolve_steering(spec, tiny_lm.d_model, tiny_lm.median_norm, sae)
+    rises = []
+    for ids in prompts:
+        x = torch.tensor([ids])
+        base = torch.softmax(tiny_lm.model(input_ids=x).logits[0, -1].float(), -1)[promoted].sum()
+        with steered(decoder_layers(tiny_lm.model)[sae.layer], steering):
+            moved = torch.softmax(tiny_lm.model(input_ids=x).logits[0, -1].float(), -1)[promoted].sum()
+        rises.append(float(moved - base))
+    return sum(rises) / len(rises)
+
+
+def test_batched_scores_equal_steering_each_feature_alone(tiny_lm, sae):
+    prompts = _prompts(tiny_lm)
+    scores = output_scores(tiny_lm, sae, prompts, strength=0.5, batch=5)  # batches cut across features
+    assert scores.shape == (12,)
+    for feature in (0, 4, 5, 11):
+        assert float(scores[feature]) == pytest.approx(_alone(tiny_lm, sae, prompts, feature, 0.5), abs=1e-5)
+    assert float(scores.abs().max()) > 1e-3  # steering moved something
+
+
+def test_no_push_no_score_and_prompts_must_match(tiny_lm, sae):
+    prompts = _prompts(tiny_lm)
+    assert float(output_scores(tiny_lm, sae, prompts, strength=0.0).abs().max()) < 1e-6
+    with pytest.raises(ValueError, match="equal length"):
+        output_scores(tiny_lm, sae, [prompts[0], prompts[1][:-1]])
