@@ -7,9 +7,9 @@ from tests.sae.conftest import save_topk_sae
 from tinymorph.domain import SteeringSpec, SteeringTerm
 from tinymorph.engine.model import decoder_layers
 from tinymorph.engine.steering import resolve_steering, steered
-from tinymorph.sae.feature_data import LOGIT_TOKENS, logit_effects
+from tinymorph.sae.feature_data import logit_effects
 from tinymorph.sae.loading import load_sae
-from tinymorph.sae.output_score import output_scores
+from tinymorph.sae.output_score import CANDIDATES, output_scores, promoted_words, word_tokens
 
 
 @pytest.fixture
@@ -25,7 +25,8 @@ def _prompts(tiny_lm):
 @torch.no_grad()
 def _alone(tiny_lm, sae, prompts, feature: int, strength: float) -> float:
     """The score of one feature, the slow way: the sliders' own steering, one prompt at a time."""
-    promoted = logit_effects(tiny_lm, sae.directions(), LOGIT_TOKENS)[0][feature]
+    top = logit_effects(tiny_lm, sae.directions(), CANDIDATES)[0][feature]  # (C,)
+    promoted = top[[i for i, t in enumerate(top.tolist()) if tiny_lm.tokenizer.convert_ids_to_tokens(t).isalpha()][:8]]
     spec = SteeringSpec((SteeringTerm(strength, feature=feature),))
     steering = resolve_steering(spec, tiny_lm.d_model, tiny_lm.median_norm, sae)
     rises = []
@@ -52,3 +53,17 @@ def test_no_push_no_score_and_prompts_must_match(tiny_lm, sae):
     assert float(output_scores(tiny_lm, sae, prompts, strength=0.0).abs().max()) < 1e-6
     with pytest.raises(ValueError, match="equal length"):
         output_scores(tiny_lm, sae, [prompts[0], prompts[1][:-1]])
+
+
+def test_promoted_words_are_the_first_word_tokens_of_each_row():
+    is_word = torch.tensor([True, False, True, True, False, True])
+    top = torch.tensor([[1, 0, 2, 3, 5], [4, 1, 4, 1, 4]])
+    kept = promoted_words(top, is_word, n=2)
+    assert kept.tolist() == [[False, True, True, False, False], [False] * 5]
+
+
+def test_word_tokens_are_letters_only(tiny_lm):
+    is_word = word_tokens(tiny_lm.tokenizer)
+    vocab = tiny_lm.tokenizer.convert_ids_to_tokens(list(range(len(tiny_lm.tokenizer))))
+    letters = {t for t in vocab if t.isalpha() and len(t) == 1}
+    assert {t for t, w in zip(vocab, is_word.tolist(), strict=True) if w} == letters

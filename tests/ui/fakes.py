@@ -91,3 +91,12 @@ class ScriptedEngine:
 
     def stop(self, timeout: float = 3.0) -> None:
         self.stopped = True
+
+
+async def ghost_text(pilot, app, tries: int = 50, every: float = 0.02) -> str:
+    """The editor's ghost text once it shows (polling `tries` times, `every` seconds apart), or ""."""
+    for _ in range(tries):
+        await pilot.pause(every)
+        if app.editor.suggestion:
+            return app.editor.suggestion
+    return ""

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ui.fakes import ScriptedEngine
+from tests.ui.fakes import ScriptedEngine, ghost_text
 from tinymorph.config import Settings
 from tinymorph.paths import package_data_dir
 from tinymorph.store import Store
@@ -15,14 +15,6 @@ from tinymorph.ui.widgets import QuitScreen
 def build(path: Path, store: Store, engine=None, **settings) -> TinymorphApp:
     cfg = Settings(idle_delay_ms=settings.pop("idle_delay_ms", 10), **settings)
     return make_app(path, cfg, store, engine if engine is not None else ScriptedEngine(), package_data_dir("themes"))
-
-
-async def ghost_text(pilot, app: TinymorphApp) -> str:
-    for _ in range(50):
-        await pilot.pause(0.02)
-        if app.editor.suggestion:
-            return app.editor.suggestion
-    return ""
 
 
 @pytest.fixture

@@ -8,11 +8,11 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.ui.fakes import ScriptedEngine
+from tests.ui.fakes import ScriptedEngine, ghost_text
 from tinymorph.config import Settings
 from tinymorph.paths import package_data_dir
 from tinymorph.store import Store
-from tinymorph.ui.app import TinymorphApp, make_app
+from tinymorph.ui.app import make_app
 
 START = "The boats came in"
 typing = st.text(alphabet="abc \n", min_size=1, max_size=4).map(lambda s: ("type", s))
@@ -25,14 +25,6 @@ actions = st.lists(
     max_size=12,
 )
 KEYS = {" ": "space", "\n": "enter"}
-
-
-async def _ghost(pilot, app: TinymorphApp) -> str:
-    for _ in range(25):
-        await pilot.pause(0.01)
-        if app.editor.suggestion:
-            return app.editor.suggestion
-    return ""
 
 
 async def _run(path: Path, steps: list[tuple]) -> None:
@@ -49,7 +41,7 @@ async def _run(path: Path, steps: list[tuple]) -> None:
                 await pilot.press(*(KEYS.get(c, c) for c in step[1]))
                 model += step[1]
             elif kind in ("accept", "accept_word", "reject", "cycle"):
-                ghost = await _ghost(pilot, app)
+                ghost = await ghost_text(pilot, app, tries=25, every=0.01)
                 if not ghost:
                     continue  # nothing offered here (mid-word): these keys would mean something else
                 if kind == "accept":
