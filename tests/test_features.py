@@ -90,14 +90,19 @@ def test_steer_search_finds_features_that_write_the_words_by_output_score(data):
     assert steer_scores(scored, "Waves") == {1: 0.3, 2: 0.6}  # no score, or 0: left out
     hits = fuse({}, {}, steering=steer_scores(scored, "waves"))
     assert [h.index for h in hits] == [2, 1] and hits[0].steering == 0.6
-    assert scored.features[2].steers and not scored.features[0].steers
+    assert not scored.features[2].steers  # writes its words, but the probe has not run
+    assert not scored.features[0].steers
+    assert not dataclasses.replace(scored.features[2], concept_rate=0.25).steers  # writes, but does not show
+    assert dataclasses.replace(scored.features[2], concept_rate=0.5).steers
 
 
 def test_output_scores_survive_the_file_and_old_files_have_none(data, tmp_path):
     import dataclasses
 
-    scored = dataclasses.replace(data, features=(dataclasses.replace(data.features[0], output_score=0.125),
+    scored = dataclasses.replace(data, features=(dataclasses.replace(data.features[0], output_score=0.125,
+                                                                     concept_rate=0.75),
                                                  *data.features[1:]))
     scored.save(tmp_path)
     back = load_feature_data(tmp_path)
-    assert back.features[0].output_score == 0.125 and back.features[1].output_score is None
+    assert back.features[0].output_score == 0.125 and back.features[0].concept_rate == 0.75
+    assert back.features[1].output_score is None and back.features[1].concept_rate is None

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tinymorph.engine.manifest import available_manifests
-from tinymorph.features import load_feature_data
+from tinymorph.features import STEERS_SCORE, load_feature_data
 from tinymorph.paths import package_data_dir
 
 FOLDER = package_data_dir("models") / available_manifests()["gemma3-270m"].default_sae
@@ -54,3 +54,13 @@ def test_every_feature_has_a_label_and_dashboard_data():
 @pytest.mark.parametrize("name", ["formal-casual", "positive-negative", "concrete-abstract"])
 def test_the_tonality_directions_are_shipped_beside_it(name):
     assert (package_data_dir("models") / "directions" / f"{name}.json").is_file()
+
+
+def test_every_feature_is_scored_for_steering_and_the_docs_quote_the_count():
+    data = load_feature_data(FOLDER)
+    assert all(f.output_score is not None for f in data.features)
+    for f in data.features:  # the probe ran exactly on the features that write words
+        assert (f.concept_rate is not None) == (f.output_score >= STEERS_SCORE and not f.dense), f.index
+    steers = sum(f.steers and not f.dense for f in data.features)
+    assert steers >= 50
+    assert f"{steers} steer" in (DOCS.parent / "steering.md").read_text(encoding="utf-8")

@@ -25,6 +25,11 @@ DENSE_FRACTION = 0.10
 STEERS_SCORE = 0.05
 """Output score from which a feature is shown as one that steers (moves >= 5% of the next-token
 probability onto its promoted tokens at the default strength)."""
+SCORE_DIGITS = 6
+"""Decimals an output score is stored with (the probe's candidates are chosen on that value)."""
+STEERS_CONCEPT_RATE = 0.5
+"""Probe concept rate from which a feature is shown as one that steers: on at least half the
+probe prompts, the text written while steering with it makes it fire more."""
 
 
 @dataclass(frozen=True)
@@ -67,10 +72,21 @@ class FeatureInfo:
     tokens it promotes (Arad et al. 2025; `tinymorph.sae.output_score`), in [-1, 1]; None when
     not measured. Features near 0 detect their topic but do not make the model write it."""
 
+    concept_rate: float | None = None
+    """Fraction of probe prompts (training-side text) on which it fires more over a continuation
+    steered with it at the default strength than over the unsteered one
+    (`tinymorph.sae.output_score.probe_concept_rates`); None when not measured."""
+
     @property
     def steers(self) -> bool:
-        """True when its output score is at least `STEERS_SCORE` (unknown counts as False)."""
-        return self.output_score is not None and self.output_score >= STEERS_SCORE
+        """True when steering with it writes its words (output score >= `STEERS_SCORE`) and the
+        text written shows it (probe concept rate >= `STEERS_CONCEPT_RATE`). Unmeasured: False."""
+        return (
+            self.output_score is not None
+            and self.output_score >= STEERS_SCORE
+            and self.concept_rate is not None
+            and self.concept_rate >= STEERS_CONCEPT_RATE
+        )
 
     @property
     def dead(self) -> bool:
@@ -123,7 +139,8 @@ def _encode(f: FeatureInfo) -> dict[str, object]:
         "promoted": [[t, round(v, 3)] for t, v in f.promoted],
         "suppressed": [[t, round(v, 3)] for t, v in f.suppressed],
         "contexts": [[list(c.tokens), list(c.acts), c.peak, round(c.act, 3)] for c in f.contexts],
-        **({"output_score": round(f.output_score, 4)} if f.output_score is not None else {}),
+        **({"output_score": round(f.output_score, SCORE_DIGITS)} if f.output_score is not None else {}),
+        **({"concept_rate": round(f.concept_rate, 3)} if f.concept_rate is not None else {}),
     }
 
 
@@ -149,6 +166,7 @@ def load_feature_data(folder: Path, d_sae: int | None = None) -> FeatureData:
                     for toks, acts, peak, act in raw["contexts"]
                 ),
                 output_score=float(raw["output_score"]) if raw.get("output_score") is not None else None,
+                concept_rate=float(raw["concept_rate"]) if raw.get("concept_rate") is not None else None,
             )
             for i, raw in enumerate(data["features"])
         )

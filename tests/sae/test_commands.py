@@ -21,9 +21,11 @@ def test_build_show_search_and_eval(tiny_model_dir, tiny_corpus, tmp_path, capsy
     assert f"feature {shown.index}" in out and "top activating contexts" in out and "promotes" in out
     assert main(["features", "search", "harbour boats", "--limit", "3", *common]) == 0
     assert "features for 'harbour boats'" in capsys.readouterr().out
-    assert main(["features", "score", str(tiny_corpus), "--prompts", "2", "--prompt-len", "8", *common]) == 0
+    assert main(["features", "score", str(tiny_corpus), "--prompts", "2", "--prompt-len", "8", "--strength", "2",
+                 *common]) == 0
     scored = load_feature_data(sae_dir, d_sae=32)
     assert all(f.output_score is not None for f in scored.features)
+    assert all((f.concept_rate is not None) == (f.output_score >= 0.05 and not f.dense) for f in scored.features)
     assert [f.label for f in scored.features] == [f.label for f in data.features]  # the rest is kept
     assert main(["sae", "eval", str(tiny_corpus), "--seq-len", "32", "--tokens", "200", "--save", *common]) == 0
     metrics = json.loads((sae_dir / "metrics.json").read_text())

@@ -5,11 +5,14 @@ import torch
 
 from tests.sae.conftest import save_topk_sae
 from tinymorph.domain import SteeringSpec, SteeringTerm
+from tinymorph.engine.generate import Generator
 from tinymorph.engine.model import decoder_layers
 from tinymorph.engine.steering import resolve_steering, steered
 from tinymorph.sae.feature_data import logit_effects
 from tinymorph.sae.loading import load_sae
-from tinymorph.sae.output_score import CANDIDATES, output_scores, promoted_words, word_tokens
+from tinymorph.sae.output_score import CANDIDATES, output_scores, probe_concept_rates, promoted_words, word_tokens
+from tinymorph.sae.search import feature_activations
+from tinymorph.sae.steer_eval import continue_tokens
 
 
 @pytest.fixture
@@ -24,7 +27,7 @@ def _prompts(tiny_lm):
 
 @torch.no_grad()
 def _alone(tiny_lm, sae, prompts, feature: int, strength: float) -> float:
-    """The score of one feature, the slow way: the sliders' own steering, one prompt at a time."""
+    """The output score of one feature, the slow way: the sliders' own steering, one prompt at a time."""
     top = logit_effects(tiny_lm, sae.directions(), CANDIDATES)[0][feature]  # (C,)
     promoted = top[[i for i, t in enumerate(top.tolist()) if tiny_lm.tokenizer.convert_ids_to_tokens(t).isalpha()][:8]]
     spec = SteeringSpec((SteeringTerm(strength, feature=feature),))
@@ -48,9 +51,28 @@ def test_batched_scores_equal_steering_each_feature_alone(tiny_lm, sae):
     assert float(scores.abs().max()) > 1e-3  # steering moved something
 
 
+def test_the_probe_concept_rate_is_steer_evals_measure_batched(tiny_lm, sae):
+    prompts = _prompts(tiny_lm)
+    features = [0, 3, 7, 11]
+    rates = probe_concept_rates(tiny_lm, sae, prompts, features, strength=2.0, tokens=5, batch=3)
+    gen = Generator(tiny_lm, 31, sae)
+    for feature, rate in zip(features, rates.tolist(), strict=True):
+        shows = 0
+        for ids in prompts:
+            text = tiny_lm.tokenizer.decode(ids[1:])
+            base, _ = continue_tokens(gen, text, SteeringSpec(), 5)
+            mine, _ = continue_tokens(gen, text, SteeringSpec((SteeringTerm(2.0, feature=feature),)), 5)
+            acts = [feature_activations(tiny_lm, sae, text + tiny_lm.tokenizer.decode(c))[-5:, feature].mean()
+                    for c in (mine, base)]
+            shows += float(acts[0]) > float(acts[1])
+        assert rate == pytest.approx(shows / len(prompts)), feature
+    assert float(rates.max()) > 0
+
+
 def test_no_push_no_score_and_prompts_must_match(tiny_lm, sae):
     prompts = _prompts(tiny_lm)
     assert float(output_scores(tiny_lm, sae, prompts, strength=0.0).abs().max()) < 1e-6
+    assert float(probe_concept_rates(tiny_lm, sae, prompts, [0, 1], strength=0.0, tokens=3).max()) == 0
     with pytest.raises(ValueError, match="equal length"):
         output_scores(tiny_lm, sae, [prompts[0], prompts[1][:-1]])
 

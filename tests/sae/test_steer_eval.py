@@ -24,7 +24,7 @@ def test_steer_eval_fills_the_table_and_measures_speed(tiny_lm, tiny_manifest, t
     assert set(speed) == {0, 1, 16} and all(v > 0 for v in speed.values())
 
 
-def test_the_steers_sample_keeps_only_features_with_an_output_score():
+def test_the_steers_sample_keeps_only_features_that_steer():
     import dataclasses
 
     from tests.ui.fakes import tiny_feature_data
@@ -32,7 +32,9 @@ def test_the_steers_sample_keeps_only_features_with_an_output_score():
 
     data = tiny_feature_data(Path("unused"), save=False)
     data = dataclasses.replace(data, features=tuple(
-        dataclasses.replace(f, output_score=0.5 if f.index in (1, 2) else 0.0) for f in data.features
+        dataclasses.replace(f, output_score=0.5 if f.index in (1, 2, 3) else 0.0,
+                            concept_rate=0.1 if f.index == 3 else 1.0)  # 3 writes its words, they don't show
+        for f in data.features
     ))
     assert sorted(pick_features(data, 10, steers_only=True)) == [1, 2]
     assert sorted(pick_features(data, 10)) == [0, 1, 2, 3]

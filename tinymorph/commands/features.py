@@ -17,6 +17,8 @@ from tinymorph.cli_common import add_model_options, add_sae_option, load_cli_mod
 from tinymorph.engine.manifest import resolve_model
 from tinymorph.errors import SAEError
 from tinymorph.features import (
+    SCORE_DIGITS,
+    STEERS_CONCEPT_RATE,
     STEERS_SCORE,
     FeatureContext,
     FeatureData,
@@ -79,6 +81,8 @@ def dashboard(f: FeatureInfo, data: FeatureData) -> Panel:
         f"{f.max_act:.2f}",
         ("   output score ", "dim"),
         "not measured" if f.output_score is None else f"{f.output_score:.3f}",
+        ("   probe concept rate ", "dim"),
+        "not measured" if f.concept_rate is None else f"{f.concept_rate:.0%}",
         ("  (steers: adding it makes the model write what it promotes)" if f.steers else "", "yellow"),
         ("   (dense)" if f.dense else "", "yellow"),
         ("   (dead: never active on the scanned text)" if f.dead else "", "red"),
@@ -158,30 +162,40 @@ def run_build(args: argparse.Namespace) -> int:
 def run_score(args: argparse.Namespace) -> int:
     import dataclasses
 
-    import torch
-
-    from tinymorph.sae.corpus import heldout_sequences, open_corpus
-    from tinymorph.sae.output_score import output_scores
+    from tinymorph.sae.corpus import open_corpus, spread_prompts
+    from tinymorph.sae.output_score import output_scores, probe_concept_rates
 
     console = Console(stderr=True)
     folder = feature_folder(args)
     lm, sae, _manifest = load_cli_sae(args, console)
     data = load_feature_data(folder, sae.d_sae)
+    # The training side: the steering evaluation reads held-out text, so choosing features by
+    # these scores and evaluating them never share a prompt.
     corpus = open_corpus(args.corpus, args.exclude)
-    prompts = heldout_sequences(corpus, lm.tokenizer, args.prompt_len, args.prompts * args.prompt_len)[: args.prompts]
-    torch.manual_seed(0)
+    prompts = spread_prompts(corpus, lm.tokenizer, args.prompts, args.prompt_len, "train")
     with Progress(console=console) as progress:
-        task = progress.add_task(f"steering each feature over {len(prompts)} prompts", total=sae.d_sae)
-        scores = output_scores(
+        task = progress.add_task(f"output score: every feature over {len(prompts)} prompts", total=sae.d_sae)
+        output = output_scores(
             lm, sae, prompts, strength=args.strength, report=lambda done, _t: progress.update(task, completed=done)
         )
+        output = [round(o, SCORE_DIGITS) for o in output.tolist()]  # as stored: the file agrees with the choice
+        candidates = [f.index for f, o in zip(data.features, output, strict=True) if o >= STEERS_SCORE and not f.dense]
+        task = progress.add_task(f"concept rate: {len(candidates)} features that write words", total=len(candidates))
+        rates = probe_concept_rates(
+            lm, sae, prompts[: args.probe_prompts], candidates, strength=args.strength,
+            report=lambda done, _t: progress.update(task, completed=done),
+        )
+    concept = dict(zip(candidates, rates.tolist(), strict=True))
     features = tuple(
-        dataclasses.replace(f, output_score=float(s)) for f, s in zip(data.features, scores, strict=True)
+        dataclasses.replace(f, output_score=o, concept_rate=concept.get(f.index))
+        for f, o in zip(data.features, output, strict=True)
     )
     path = dataclasses.replace(data, features=features).save(folder)
     steers = sum(f.steers and not f.dense for f in features)
-    console.print(f"output scores written to {path}: {steers} of {len(features)} features steer "
-                  f"(output score >= {STEERS_SCORE}, not dense)")
+    console.print(
+        f"scores written to {path}: {steers} of {len(features)} features steer (output score >= "
+        f"{STEERS_SCORE}, probe concept rate >= {STEERS_CONCEPT_RATE:.0%}, not dense)"
+    )
     return 0
 
 
@@ -203,9 +217,11 @@ def main(argv: list[str]) -> int:
     score = sub.add_parser(
         "score", help="measure each feature's output score (does steering with it bring its tokens?)"
     )
-    score.add_argument("corpus", type=Path, help="folder of text; short held-out snippets are the prompts")
-    score.add_argument("--prompts", type=int, default=8, help="prompts per feature (default 8)")
+    score.add_argument("corpus", type=Path, help="folder of text; chunk openings of its training side are the prompts")
+    score.add_argument("--prompts", type=int, default=12, help="prompts per feature (default 12)")
     score.add_argument("--prompt-len", type=int, default=16, help="tokens per prompt, BOS included (default 16)")
+    score.add_argument("--probe-prompts", type=int, default=8,
+                       help="prompts for the concept-rate probe, 12 tokens each (default 8)")
     score.add_argument("--strength", type=float, default=0.2, help="steering strength (default 0.2)")
     score.add_argument("--exclude", action="append", default=[], metavar="GLOB")
     for p in (show, search, build, score):

@@ -50,7 +50,7 @@ def main(argv: list[str]) -> int:
     chunks = list(open_corpus(args.corpus, args.exclude).chunks("heldout"))
     prompts = [" ".join(c.split()[:60]) for c in chunks[:: max(1, len(chunks) // args.prompts)]][: args.prompts]
     results = steer_eval(lm, sae, data, prompts, features, strengths, args.tokens, report=console.print)
-    speed = decode_throughput(lm, sae, prompts[0], [1, 16])
+    speed = decode_throughput(lm, sae, prompts[0], [1, 16], repeats=5)  # interleaved; the median of 5
     table = Table(title=f"steering {sae.sae_id}: {len(prompts)} held-out prompts, {args.tokens} greedy tokens")
     for col in ("feature", "label", "strength", "concept shows", "act. unsteered", "act. steered", "perplexity"):
         table.add_column(col)

@@ -115,6 +115,24 @@ def heldout_sequences(corpus: Corpus, tokenizer: PreTrainedTokenizerBase, seq_le
     return sequences
 
 
+def spread_prompts(
+    corpus: Corpus, tokenizer: PreTrainedTokenizerBase, n: int, seq_len: int, split: Split
+) -> list[list[int]]:
+    """`n` BOS-prefixed prompts of `seq_len` tokens, each the start of a chunk, from chunks spread
+    evenly over one side of the split (so over the books, not one book). Raises SAEError if the
+    side has fewer than `n` chunks long enough."""
+    chunks = list(corpus.chunks(split))
+    step = max(1, len(chunks) // max(1, n))
+    prompts = []
+    for chunk in chunks[::step]:
+        found = token_sequences(iter([chunk[: seq_len * 16]]), tokenizer, seq_len)
+        if found:
+            prompts.append(found[0])
+        if len(prompts) == n:
+            return prompts
+    raise SAEError(f"the {split} side of {corpus.root} gives only {len(prompts)} prompts of {seq_len} tokens")
+
+
 def shuffled(sequences: list[list[int]], seed: int) -> list[list[int]]:
     """A copy of `sequences` in a seeded random order (mixes books within every batch)."""
     out = list(sequences)

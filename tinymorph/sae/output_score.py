@@ -23,6 +23,7 @@ from transformers import PreTrainedTokenizerBase
 from tinymorph.engine.model import LoadedModel, decoder_layers
 from tinymorph.engine.steering import Steering, steered
 from tinymorph.sae.feature_data import LOGIT_TOKENS, logit_effects
+from tinymorph.sae.hooks import run_to_layer
 from tinymorph.sae.loading import LoadedSAE
 
 SCORE_STRENGTH = 0.2
@@ -57,18 +58,16 @@ def output_scores(
 ) -> torch.Tensor:
     """Output score (d_sae,) float32 of every feature of `sae`, in [-1, 1].
 
-    `prompts`: P BOS-prefixed token lists of equal length T (short held-out snippets). For each
-    feature i the prompts run once with `strength × lm.median_norm × unit(W_dec[i])` added to the
-    residual stream after layer `sae.layer`; score_i = mean over prompts of
-    p_steered(promoted_i) - p_unsteered(promoted_i) at the last position, where promoted_i are
-    the feature's first `LOGIT_TOKENS` word tokens among its top `CANDIDATES` logit-lens tokens
-    (`promoted_words`). Cost: d_sae × P × T tokens through the
-    model (logits only at the last position); `report(features_done, d_sae)` after each batch
-    of `batch` features. Raises ValueError if the prompts are empty or of unequal length.
+    `prompts`: P BOS-prefixed token lists of equal length T (short snippets of text the steering
+    evaluation does not read). For each feature i the prompts run once with
+    `strength × lm.median_norm × unit(W_dec[i])` added to the residual stream after layer
+    `sae.layer`; score_i = mean over prompts of p_steered(promoted_i) - p_unsteered(promoted_i)
+    at the last position, where promoted_i are the feature's first `LOGIT_TOKENS` word tokens
+    among its top `CANDIDATES` logit-lens tokens (`promoted_words`). Cost: d_sae × P × T tokens
+    through the model (logits only at the last position); `report(features_done, d_sae)` after
+    each batch of `batch` features. Raises ValueError if the prompts are empty or of unequal length.
     """
-    if not prompts or len({len(p) for p in prompts}) != 1:
-        raise ValueError("output_scores needs one or more prompts of equal length")
-    ids = torch.tensor(prompts)  # (P, T)
+    ids = _prompt_tensor(prompts)  # (P, T)
     n_prompts = ids.shape[0]
     layer = decoder_layers(lm.model)[sae.layer]
     directions = sae.directions()  # (F, d)
@@ -78,13 +77,12 @@ def output_scores(
     is_word[: words.shape[0]] = words  # ids the tokenizer does not know (padding rows) are no words
     keep = promoted_words(top_ids, is_word)  # (F, C)
     base = torch.softmax(lm.model(input_ids=ids, logits_to_keep=1).logits[:, -1].float(), -1)  # (P, V)
-    pushes = strength * lm.median_norm * directions / directions.norm(dim=-1, keepdim=True)  # (F, d)
+    pushes = _pushes(lm, directions, strength)  # (F, d)
     scores = torch.zeros(sae.d_sae)
     for start in range(0, sae.d_sae, batch):
-        block = pushes[start : start + batch]  # (b, d)
-        b = block.shape[0]
-        vector = block.repeat_interleave(n_prompts, dim=0)[:, None, :]  # (b*P, 1, d): row r steers feature r // P
-        with steered(layer, Steering(vector, None, None)):
+        b = min(batch, sae.d_sae - start)
+        vector = pushes[start : start + b].repeat_interleave(n_prompts, dim=0)[:, None, :]  # (b*P, 1, d)
+        with steered(layer, Steering(vector, None, None)):  # row r steers feature start + r // P
             logits = lm.model(input_ids=ids.repeat(b, 1), logits_to_keep=1).logits[:, -1].float()  # (b*P, V)
         probs = torch.softmax(logits, -1).view(b, n_prompts, -1)  # (b, P, V)
         gather = top_ids[start : start + b, None, :].expand(b, n_prompts, -1)  # (b, P, C)
@@ -94,3 +92,68 @@ def output_scores(
         scores[start : start + b] = (steered_mass - base_mass).mean(-1)
         report(start + b, sae.d_sae)
     return scores
+
+
+@torch.no_grad()
+def probe_concept_rates(
+    lm: LoadedModel,
+    sae: LoadedSAE,
+    prompts: list[list[int]],
+    features: list[int],
+    *,
+    strength: float = SCORE_STRENGTH,
+    tokens: int = 12,
+    batch: int = 16,
+    report: Callable[[int, int], None] = lambda _done, _total: None,
+) -> torch.Tensor:
+    """For each of `features`, the fraction (len(features),) of `prompts` on which it shows:
+    its mean activation over a greedy `tokens`-token continuation steered with it (strength as
+    the sliders) is higher than over the unsteered continuation, both re-encoded by the
+    unsteered model and the SAE. This is `tinymorph steer eval`'s "concept shows", batched over
+    features and run on probe prompts (the training side), so that features can be chosen by it
+    without touching the held-out prompts the evaluation reads.
+
+    Cost per feature: P × (T + tokens) tokens steered plus the same re-encoded up to the SAE's
+    layer. Raises ValueError if the prompts are empty or of unequal length."""
+    ids = _prompt_tensor(prompts)  # (P, T)
+    n_prompts, t = ids.shape
+    layers = decoder_layers(lm.model)
+    pushes = _pushes(lm, sae.directions(), strength)  # (F, d)
+
+    def continue_greedy(rows: torch.Tensor, vector: torch.Tensor | None) -> torch.Tensor:
+        """(R, T + tokens): the prompt rows continued greedily, steered by `vector` (R, 1, d)."""
+        out = rows
+        with steered(layers[sae.layer], Steering(vector, None, None) if vector is not None else None):
+            step = lm.model(input_ids=rows, use_cache=True)
+            for _ in range(tokens):
+                nxt = step.logits[:, -1].argmax(-1, keepdim=True)  # (R, 1)
+                out = torch.cat([out, nxt], dim=1)
+                step = lm.model(input_ids=nxt, past_key_values=step.past_key_values, use_cache=True)
+        return out
+
+    def mean_acts(sequences: torch.Tensor) -> torch.Tensor:
+        """(R, F): SAE activations averaged over the continuation tokens, unsteered model."""
+        return sae.encode(run_to_layer(lm.model, layers, sae.layer, sequences)[:, t:]).mean(1)
+
+    base = mean_acts(continue_greedy(ids, None))  # (P, F)
+    rates = torch.zeros(len(features))
+    for start in range(0, len(features), batch):
+        chosen = torch.tensor(features[start : start + batch])  # (b,)
+        b = len(chosen)
+        vector = pushes[chosen].repeat_interleave(n_prompts, dim=0)[:, None, :]  # (b*P, 1, d)
+        acts = mean_acts(continue_greedy(ids.repeat(b, 1), vector))  # (b*P, F)
+        mine = acts.gather(1, chosen.repeat_interleave(n_prompts)[:, None]).view(b, n_prompts)  # (b, P)
+        rates[start : start + b] = (mine > base[:, chosen].T).float().mean(-1)
+        report(start + b, len(features))
+    return rates
+
+
+def _prompt_tensor(prompts: list[list[int]]) -> torch.Tensor:
+    if not prompts or len({len(p) for p in prompts}) != 1:
+        raise ValueError("the probe needs one or more prompts of equal length")
+    return torch.tensor(prompts)
+
+
+def _pushes(lm: LoadedModel, directions: torch.Tensor, strength: float) -> torch.Tensor:
+    """(F, d): each decoder direction scaled to `strength` residual-norm multiples, as the sliders do."""
+    return strength * lm.median_norm * directions / directions.norm(dim=-1, keepdim=True)
