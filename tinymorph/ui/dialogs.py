@@ -160,7 +160,10 @@ class NameScreen(ModalScreen[str | None]):
 class ChoiceScreen(ModalScreen[str | None]):
     """Pick one of `choices` (Enter), or cancel (Esc)."""
 
-    DEFAULT_CSS = MODAL_CSS.format(name="ChoiceScreen") + "ChoiceScreen OptionList { height: auto; max-height: 20; }"
+    DEFAULT_CSS = MODAL_CSS.format(name="ChoiceScreen") + """
+    ChoiceScreen OptionList { height: auto; max-height: 20; }
+    ChoiceScreen #prompt { width: 100%; margin-bottom: 1; }
+    """
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
 
     def __init__(self, prompt: str, choices: list[str]) -> None:
@@ -169,7 +172,7 @@ class ChoiceScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(self.prompt)
+            yield Label(self.prompt, id="prompt")  # full width, so a long question wraps
             yield OptionList(*[Option(c, id=str(i)) for i, c in enumerate(self.choices)])
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
