@@ -52,6 +52,18 @@ async def test_unsaved_text_is_journaled_after_a_pause_and_cleared_by_saving(not
         assert store.journal(str(notes)) is None
 
 
+async def test_typing_without_a_pause_is_still_journaled(notes, store, monkeypatch):
+    monkeypatch.setattr(safety, "JOURNAL_IDLE_S", 30.0)  # the idle pause never comes
+    monkeypatch.setattr(safety, "JOURNAL_MAX_S", 0.3)
+    app = build(notes, store)
+    async with app.run_test() as pilot:
+        for key in "steady":
+            await pilot.press(key)
+            await pilot.pause(0.1)
+        entry = store.journal(str(notes))
+        assert entry is not None and entry.text.startswith("stead")
+
+
 async def test_after_a_crash_reopening_offers_the_unsaved_text_and_restores_it(notes, store):
     store.write_journal(str(notes), "Out at the harbour\nthe words that were never saved\n",
                         text_sha256("Out at the harbour\n"))

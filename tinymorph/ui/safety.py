@@ -7,6 +7,7 @@ another program changed since it was loaded without asking; warning when another
 holds the file's lock. The store and the document module do the writing; this decides when.
 """
 
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 
 JOURNAL_IDLE_S = 2.0
 """Seconds without an edit after which unsaved text is journaled."""
+JOURNAL_MAX_S = 10.0
+"""While the writer types without a pause, the journal is written at least this often."""
 
 RESTORE, DISCARD = "Restore the unsaved version", "Keep the file as it is (the unsaved version goes to history)"
 EDIT_ANYWAY, QUIT = "Edit it here anyway", "Quit"
@@ -48,6 +51,7 @@ class FileSafety:
     _journal_timer: Timer | None = None
     _journaled_sha: str = ""
     _discarded: bool = False
+    _unjournaled_since: float | None = None
     clean_change_pending: bool = False
     """Set when the next Changed message comes from loading the file's own text."""
     lock: FileLock | None = None
@@ -117,15 +121,23 @@ class FileSafety:
         self.push_screen(ChoiceScreen(question, [RESTORE, DISCARD]), decided)
 
     def journal_soon(self: "TinymorphApp") -> None:
-        """Called on every edit: journal after `JOURNAL_IDLE_S` without another."""
+        """Called on every edit: journal after `JOURNAL_IDLE_S` without another, and at once when
+        the oldest unjournaled edit is `JOURNAL_MAX_S` old (typing without pauses)."""
+        now = time.monotonic()
+        if self._unjournaled_since is None:
+            self._unjournaled_since = now
         if self._journal_timer is not None:
             self._journal_timer.stop()
-        self._journal_timer = self.set_timer(JOURNAL_IDLE_S, self.write_journal)
+        if now - self._unjournaled_since >= JOURNAL_MAX_S:
+            self.write_journal()
+        else:
+            self._journal_timer = self.set_timer(JOURNAL_IDLE_S, self.write_journal)
 
     def write_journal(self: "TinymorphApp") -> None:
         """Journal the buffer now if it differs from the file and from the last journal write."""
         if self._discarded:
             return
+        self._unjournaled_since = None
         text = self.editor.text
         digest = text_sha256(text)
         if digest == self._journaled_sha:
