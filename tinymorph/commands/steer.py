@@ -29,7 +29,7 @@ def main(argv: list[str]) -> int:
     ev.add_argument("--n-features", type=int, default=8)
     ev.add_argument(
         "--pick", choices=["random", "steers"], default="steers",
-        help="the sample: any feature, or only features whose output score says they steer (default)",
+        help="the sample: any feature, or only features that steer: output score and probe concept rate (default)",
     )
     ev.add_argument("--strengths", default="0.3,0.6,1.0", help="comma-separated strengths (default 0.3,0.6,1.0)")
     ev.add_argument("--prompts", type=int, default=10)

@@ -50,8 +50,9 @@ class SteerResult:
 
 def pick_features(data: FeatureData, n: int, seed: int = 0, steers_only: bool = False) -> list[int]:
     """`n` features spread over the SAE: alive, not dense (active on 0.01%-2% of tokens), with a
-    word in their label; with `steers_only`, also an output score of at least `STEERS_SCORE`
-    (the selection of Arad et al. 2025). A seeded sample, so runs are comparable."""
+    word in their label; with `steers_only`, also marked as steering (`FeatureInfo.steers`:
+    output score, after Arad et al. 2025, and probe concept rate). A seeded sample, so runs are
+    comparable."""
     pool = [
         f.index
         for f in data.features
