@@ -1,8 +1,9 @@
 """Which SAE features steer? Measured by steering with each one: the output score of every
 feature, and a probe of the steering evaluation's own "concept shows" for the candidates.
 
-Owns: `output_scores` and `probe_concept_rates` (documented there). Output score method: the "output score" of Arad, Mueller & Belinkov 2025 ("SAEs Are
-Good for Steering - If You Select the Right Features"), in tinymorph's variant: each feature's
+Owns: `output_scores` and `probe_concept_rates` (documented there). Output score method: the
+"output score" of Arad, Mueller & Belinkov 2025 ("SAEs Are Good for Steering - If You Select
+the Right Features"), in tinymorph's variant: each feature's
 decoder direction `W_dec[i]` is added at the hook layer (strength × median residual norm, every
 position but BOS, exactly as the sliders do) in one forward pass over a few short prompts, and
 the score is how much next-token probability moves onto the words the feature's logit lens
