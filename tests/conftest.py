@@ -3,42 +3,13 @@
 Nothing here downloads: the tiny model and its character-level tokenizer are made from configs.
 """
 
-import string
 from pathlib import Path
 
 import pytest
 
-from tinymorph.engine.manifest import ModelManifest
+from tests.builders import TINY_TEXT, build_tiny_model
+from tinymorph.domain import ModelManifest
 from tinymorph.store import Store
-
-TINY_VOCAB = ["<pad>", "<eos>", "<bos>", "<unk>", *(string.printable)]
-
-
-def build_tiny_model(folder: Path, seed: int = 0) -> Path:
-    """Save a 4-layer, d_model-64 Gemma 3 text model with random weights and a character
-    tokenizer in `folder`. Sliding window 32, so the context limit (31 tokens) is exercised."""
-    import torch
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
-    from transformers import Gemma3ForCausalLM, Gemma3TextConfig, PreTrainedTokenizerFast
-
-    vocab = {tok: i for i, tok in enumerate(dict.fromkeys(TINY_VOCAB))}
-    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
-    backend.decoder = decoders.Fuse()
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>"
-    )
-    config = Gemma3TextConfig(
-        vocab_size=len(vocab), hidden_size=64, intermediate_size=128, num_hidden_layers=4,
-        num_attention_heads=2, num_key_value_heads=1, head_dim=32, sliding_window=32,
-        layer_types=["sliding_attention", "sliding_attention", "sliding_attention", "full_attention"],
-        max_position_embeddings=512, bos_token_id=2, eos_token_id=1, pad_token_id=0,
-    )
-    torch.manual_seed(seed)
-    model = Gemma3ForCausalLM(config).eval()
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="session")
@@ -54,7 +25,7 @@ def tiny_manifest(tiny_model_dir: Path) -> ModelManifest:
 @pytest.fixture(scope="session")
 def tiny_lm(tiny_manifest: ModelManifest):
     """The tiny model loaded as the worker loads a model (hook layer 2, float32)."""
-    from tinymorph.engine.model import load_model
+    from tinymorph.lm.model import load_model
 
     return load_model(tiny_manifest, Path("/nonexistent"), lambda _s, _f: None)
 
@@ -72,3 +43,14 @@ def store() -> Store:
     s = Store(None)
     yield s
     s.close()
+
+
+@pytest.fixture
+def tiny_corpus(tmp_path: Path) -> Path:
+    """A folder of text big enough to give training and held-out sequences at a 32-token length."""
+    root = tmp_path / "corpus"
+    root.mkdir()
+    for i in range(6):
+        (root / f"book{i}.txt").write_text((TINY_TEXT * 12).replace("sea", f"sea{i}"), encoding="utf-8")
+    (root / "notes.md").write_text("# Notes\n\n" + TINY_TEXT * 4, encoding="utf-8")
+    return root

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from tinymorph.engine.client import EngineClient
-from tinymorph.engine.manifest import resolve_model
 from tinymorph.engine.protocol import (
     FeaturesLit,
     SuggestionReady,
@@ -22,6 +21,7 @@ from tinymorph.engine.protocol import (
     WorkerFailed,
     WorkerReady,
 )
+from tinymorph.lm.manifest import resolve_model
 
 pytestmark = pytest.mark.e2e
 
@@ -95,8 +95,8 @@ SEA_WORDS = {
 
 @pytest.fixture(scope="module")
 def real(model_cache):
-    from tinymorph.engine.model import load_model
     from tinymorph.features import load_feature_data
+    from tinymorph.lm.model import load_model
     from tinymorph.sae.loading import load_sae
 
     manifest = resolve_model("gemma3-270m")
@@ -133,8 +133,8 @@ def test_steering_with_a_sea_output_feature_brings_the_sea_in(real):
     from tinymorph.config import Settings
     from tinymorph.domain import DEFAULT_STRENGTH, SteeringSpec, SteeringTerm
     from tinymorph.engine.generate import Generator, max_act_tensor
+    from tinymorph.evals.steer import Decoding, continue_tokens
     from tinymorph.sae.search import search_features
-    from tinymorph.sae.steer_eval import Decoding, continue_tokens
 
     lm, sae, data = real
     hits = search_features(lm, sae, data, "ocean", limit=10)

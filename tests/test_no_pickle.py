@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.sae.conftest import save_topk_sae
+from tests.builders import save_topk_sae
 from tests.ui.fakes import tiny_feature_data
 from tinymorph.features import load_feature_data
 from tinymorph.paths import package_data_dir
@@ -53,7 +53,7 @@ def refusing():
 def test_loading_the_model_sae_directions_presets_and_features_unpickles_nothing(
     refusing, tiny_manifest, tmp_path: Path
 ):
-    from tinymorph.engine.model import load_model
+    from tinymorph.lm.model import load_model
     from tinymorph.presets import SteeringTarget, read_preset_file
     from tinymorph.sae.loading import load_sae
 

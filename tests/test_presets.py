@@ -71,7 +71,7 @@ def test_the_store_saves_lists_renames_deletes_and_remembers_per_document(store)
 
 
 def test_the_presets_command_exports_lists_and_imports_checked(tmp_path, tiny_model_dir, capsys):
-    from tests.sae.conftest import save_topk_sae
+    from tests.builders import save_topk_sae
     from tinymorph.cli import main
     from tinymorph.paths import app_paths
     from tinymorph.store import Store

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.sae.conftest import save_topk_sae
+from tests.builders import save_topk_sae
 from tinymorph.cli import main
 from tinymorph.config import Settings
 from tinymorph.engine.client import EngineClient
@@ -85,7 +85,7 @@ def offline(tmp_path, monkeypatch):
 
 
 async def test_a_whole_session_opens_no_network_connection(offline, tiny_model_dir, tiny_manifest, tiny_lm, tmp_path):
-    from tests.sae.conftest import TINY_TEXT
+    from tests.builders import TINY_TEXT
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()

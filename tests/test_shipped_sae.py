@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tinymorph.engine.manifest import available_manifests
 from tinymorph.features import STEERS_SCORE, load_feature_data
+from tinymorph.lm.manifest import available_manifests
 from tinymorph.paths import package_data_dir
 
 FOLDER = package_data_dir("models") / available_manifests()["gemma3-270m"].default_sae

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tinymorph.config import Settings
-from tinymorph.engine.model import CALIBRATION_TEXT
+from tinymorph.lm.model import CALIBRATION_TEXT
 
 PROSE = (CALIBRATION_TEXT + " ") * 12  # ~1,500 tokens of ordinary prose
 
@@ -36,9 +36,9 @@ def pct(values: list[float], q: float) -> float:
 def bench_engine(model: str, reps: int) -> list[dict]:
     """Engine latencies in this process (the worker's code path without the queue hop)."""
     from tinymorph.engine.generate import Generator
-    from tinymorph.engine.manifest import resolve_model
-    from tinymorph.engine.model import load_model
     from tinymorph.engine.protocol import SuggestRequest
+    from tinymorph.lm.manifest import resolve_model
+    from tinymorph.lm.model import load_model
     from tinymorph.paths import app_paths
 
     lm = load_model(resolve_model(model), app_paths().models_cache, lambda *_: None)
@@ -77,9 +77,9 @@ def bench_engine(model: str, reps: int) -> list[dict]:
 
 
 async def _keystrokes(with_model: bool, model: str, keys: int) -> list[float]:
-    from tinymorph.cli import worker_config
+    from tinymorph.cli_common import worker_config
     from tinymorph.engine.client import EngineClient
-    from tinymorph.engine.manifest import resolve_model
+    from tinymorph.lm.manifest import resolve_model
     from tinymorph.paths import app_paths, package_data_dir
     from tinymorph.store import Store
     from tinymorph.ui.app import make_app

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from tinymorph.engine.model import CALIBRATION_TEXT
+from tinymorph.lm.model import CALIBRATION_TEXT
 
 PROSE = (CALIBRATION_TEXT + " ") * 12
 
@@ -35,10 +35,10 @@ def run_sae_bench(argv: list[str]) -> int:
     import torch
 
     from tinymorph.engine.generate import LENS_TOKENS, Generator
-    from tinymorph.engine.manifest import resolve_model
-    from tinymorph.engine.model import decoder_layers, load_model
+    from tinymorph.lm.hooks import run_to_layer
+    from tinymorph.lm.manifest import resolve_model
+    from tinymorph.lm.model import decoder_layers, load_model
     from tinymorph.paths import app_paths
-    from tinymorph.sae.hooks import run_to_layer
     from tinymorph.sae.loading import load_sae
 
     parser = argparse.ArgumentParser(prog="tinymorph bench sae", description="What the SAE costs.")

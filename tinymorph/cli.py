@@ -10,14 +10,12 @@ import sys
 from pathlib import Path
 
 from tinymorph import __version__
-from tinymorph.cli_common import add_model_options, add_sae_option, load_cli_model, settings_from_args
-from tinymorph.config import Settings
+from tinymorph.cli_common import add_model_options, add_sae_option, load_cli_model, settings_from_args, worker_config
 from tinymorph.engine.client import EngineClient
-from tinymorph.engine.manifest import ModelManifest, resolve_model
-from tinymorph.engine.protocol import WorkerConfig
 from tinymorph.errors import TinymorphError
+from tinymorph.lm.manifest import resolve_model
 from tinymorph.lock import FileLock
-from tinymorph.paths import AppPaths, app_paths, package_data_dir
+from tinymorph.paths import app_paths, package_data_dir
 from tinymorph.store import Store
 
 SUBCOMMANDS = ("model", "sae", "features", "directions", "steer", "presets", "bench")
@@ -51,20 +49,6 @@ def _editor_parser() -> argparse.ArgumentParser:
         help="edit without starting the model",
     )
     return parser
-
-
-def worker_config(settings: Settings, paths: AppPaths, manifest: ModelManifest) -> WorkerConfig:
-    """The worker's start-up configuration for these settings."""
-    paths.cache_dir.mkdir(parents=True, exist_ok=True)
-    return WorkerConfig(
-        manifest=manifest,
-        cache_dir=str(paths.models_cache),
-        context_tokens=settings.context_tokens,
-        log_file=str(paths.cache_dir / "worker.log"),
-        allow_hub=bool(settings.hub_model) or settings.allow_downloads,
-        sae=settings.sae,
-        allow_downloads=settings.allow_downloads,
-    )
 
 
 def run_editor(argv: list[str]) -> int:

@@ -11,11 +11,13 @@ from rich.console import Console
 from rich.progress import Progress
 
 from tinymorph.config import MAX_CONTEXT_TOKENS, Settings, load_settings
-from tinymorph.engine.manifest import ModelManifest, resolve_model
+from tinymorph.domain import ModelManifest
+from tinymorph.engine.protocol import WorkerConfig
+from tinymorph.lm.manifest import resolve_model
 from tinymorph.paths import AppPaths, app_paths
 
 if TYPE_CHECKING:
-    from tinymorph.engine.model import LoadedModel
+    from tinymorph.lm.model import LoadedModel
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -79,7 +81,7 @@ def load_cli_model(args: argparse.Namespace, console: Console) -> "tuple[LoadedM
     Raises ModelError / NetworkDisabledError as `load_model` does."""
     import os
 
-    from tinymorph.engine.model import load_model
+    from tinymorph.lm.model import load_model
 
     settings = settings_from_args(args, app_paths())
     if not settings.hub_model:
@@ -93,3 +95,17 @@ def load_cli_model(args: argparse.Namespace, console: Console) -> "tuple[LoadedM
 
         lm = load_model(manifest, app_paths().models_cache, report)
     return lm, manifest
+
+
+def worker_config(settings: Settings, paths: AppPaths, manifest: ModelManifest) -> WorkerConfig:
+    """The worker's start-up configuration for these settings."""
+    paths.cache_dir.mkdir(parents=True, exist_ok=True)
+    return WorkerConfig(
+        manifest=manifest,
+        cache_dir=str(paths.models_cache),
+        context_tokens=settings.context_tokens,
+        log_file=str(paths.cache_dir / "worker.log"),
+        allow_hub=bool(settings.hub_model) or settings.allow_downloads,
+        sae=settings.sae,
+        allow_downloads=settings.allow_downloads,
+    )

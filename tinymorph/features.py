@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tinymorph.errors import SAEError
-from tinymorph.paths import package_data_dir
 
 FORMAT = 1
 FILE_NAME = "features.json.gz"
@@ -182,18 +181,6 @@ def load_feature_data(folder: Path, d_sae: int | None = None) -> FeatureData:
     if d_sae is not None and len(result) != d_sae:
         raise SAEError(f"the feature data {path} describes {len(result)} features; the SAE has {d_sae}")
     return result
-
-
-def feature_folder_for(sae_choice: str, manifest: object, cache_dir: str | Path) -> Path:
-    """Where the feature data of the SAE named by the `sae` setting lives: the shipped SAE's
-    folder, a local SAE's own folder, or for RELEASE:ID a folder under the cache named after it.
-    `manifest` is a ModelManifest (typed loosely: this module imports nothing of the engine)."""
-    if sae_choice == "default":
-        return package_data_dir("models") / str(getattr(manifest, "default_sae", ""))
-    if Path(sae_choice).expanduser().is_dir():
-        return Path(sae_choice).expanduser()
-    release, _, sae_id = sae_choice.partition(":")
-    return Path(cache_dir) / "sae-features" / release.replace("/", "__") / sae_id.replace("/", "__")
 
 
 _WORD = re.compile(r"[a-z0-9']+")

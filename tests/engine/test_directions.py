@@ -7,8 +7,8 @@ import torch
 
 from tinymorph.cli import main
 from tinymorph.engine.directions import REFERENCE_TEXT, contrast_direction, mean_activation, more_like_this, read_pairs
-from tinymorph.engine.model import decoder_layers
 from tinymorph.errors import SteeringError
+from tinymorph.lm.model import decoder_layers
 from tinymorph.paths import package_data_dir
 from tinymorph.presets import read_direction, shipped_directions
 

@@ -7,10 +7,10 @@ import torch
 
 from tinymorph.domain import SteeringSpec, SteeringTerm
 from tinymorph.engine.generate import DROP_BLOCK_TOKENS, Generator
-from tinymorph.engine.model import LoadedModel, decoder_layers, load_model
 from tinymorph.engine.protocol import SuggestRequest
-from tinymorph.engine.steering import steered, steering_vector
 from tinymorph.errors import SteeringError
+from tinymorph.lm.model import LoadedModel, decoder_layers, load_model
+from tinymorph.lm.steering import steered, steering_vector
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.sae.conftest import save_topk_sae
+from tests.builders import save_topk_sae
 from tinymorph.domain import SteeringSpec, SteeringTerm
 from tinymorph.engine.generate import LENS_TOKENS, Generator
-from tinymorph.engine.model import decoder_layers, load_model
 from tinymorph.engine.protocol import (
     CompareRequest,
     ComparisonReady,
@@ -24,9 +23,10 @@ from tinymorph.engine.protocol import (
     WorkerConfig,
     WorkerReady,
 )
-from tinymorph.engine.steering import resolve_steering, steered
 from tinymorph.engine.worker import serve
 from tinymorph.errors import SteeringError
+from tinymorph.lm.model import decoder_layers, load_model
+from tinymorph.lm.steering import resolve_steering, steered
 from tinymorph.sae.corpus import token_sequences
 from tinymorph.sae.feature_data import build_feature_data
 from tinymorph.sae.loading import load_sae

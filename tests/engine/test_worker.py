@@ -6,9 +6,9 @@ import signal
 import time
 from pathlib import Path
 
+from tinymorph.domain import ModelManifest
 from tinymorph.engine import client as client_module
 from tinymorph.engine.client import EngineClient
-from tinymorph.engine.manifest import ModelManifest
 from tinymorph.engine.protocol import (
     Event,
     SuggestionReady,

@@ -2,7 +2,7 @@
 
 import json
 
-from tests.sae.conftest import save_topk_sae
+from tests.builders import save_topk_sae
 from tinymorph.cli import main
 from tinymorph.features import load_feature_data
 

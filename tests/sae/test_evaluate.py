@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from tests.sae.conftest import save_topk_sae
+from tests.builders import save_topk_sae
 from tinymorph.sae.corpus import open_corpus, token_sequences
 from tinymorph.sae.evaluate import evaluate_sae
 from tinymorph.sae.loading import load_sae

@@ -5,11 +5,11 @@ import math
 import pytest
 import torch
 
-from tests.sae.conftest import save_topk_sae
+from tests.builders import save_topk_sae
 from tinymorph.features import load_feature_data
+from tinymorph.lm.hooks import run_to_layer
 from tinymorph.sae.corpus import open_corpus, token_sequences
 from tinymorph.sae.feature_data import build_feature_data, logit_effects
-from tinymorph.sae.hooks import run_to_layer
 from tinymorph.sae.loading import load_sae
 from tinymorph.sae.search import activation_scores, feature_activations, search_features
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.sae.conftest import save_topk_sae
+from tests.builders import save_topk_sae
 from tinymorph.errors import NetworkDisabledError, SAEError
 from tinymorph.sae.loading import load_sae
 

@@ -3,16 +3,16 @@
 import pytest
 import torch
 
-from tests.sae.conftest import save_topk_sae
+from tests.builders import save_topk_sae
 from tinymorph.domain import SteeringSpec, SteeringTerm
 from tinymorph.engine.generate import Generator
-from tinymorph.engine.model import decoder_layers
-from tinymorph.engine.steering import resolve_steering, steered
+from tinymorph.evals.steer import continue_tokens
+from tinymorph.lm.model import decoder_layers
+from tinymorph.lm.steering import resolve_steering, steered
 from tinymorph.sae.feature_data import logit_effects
 from tinymorph.sae.loading import load_sae
 from tinymorph.sae.output_score import CANDIDATES, output_scores, probe_concept_rates, promoted_words, word_tokens
 from tinymorph.sae.search import feature_activations
-from tinymorph.sae.steer_eval import continue_tokens
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from tinymorph.errors import SAEError
+from tinymorph.lm.hooks import run_to_layer
 from tinymorph.sae.corpus import open_corpus, token_sequences
-from tinymorph.sae.hooks import run_to_layer
 from tinymorph.sae.loading import load_sae
 from tinymorph.sae.train import TrainOptions, train_sae
 

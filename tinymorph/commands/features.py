@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tinymorph.cli_common import add_model_options, add_sae_option, load_cli_model, settings_from_args
-from tinymorph.engine.manifest import resolve_model
+from tinymorph.domain import SaeSource
 from tinymorph.errors import SAEError
 from tinymorph.features import (
     SCORE_DIGITS,
@@ -23,19 +23,27 @@ from tinymorph.features import (
     FeatureContext,
     FeatureData,
     FeatureInfo,
-    feature_folder_for,
     load_feature_data,
 )
+from tinymorph.lm.manifest import resolve_model, resolve_sae
 from tinymorph.paths import app_paths
 
 
-def feature_folder(args: argparse.Namespace) -> Path:
-    """Where the chosen SAE's feature data lives (see `features.feature_folder_for`)."""
+def sae_source(args: argparse.Namespace) -> SaeSource:
+    """The SAE the settings choose (`lm.manifest.resolve_sae`). Raises SAEError for "none"."""
     settings = settings_from_args(args, app_paths())
     manifest = resolve_model(settings.model, settings.hub_model)
-    if settings.sae == "default" and not manifest.default_sae:
-        raise SAEError(f"no SAE is shipped for {manifest.name}; pass --sae")
-    return feature_folder_for(settings.sae, manifest, app_paths().cache_dir)
+    source = resolve_sae(settings.sae, manifest, app_paths().cache_dir)
+    if source.feature_folder is None:
+        raise SAEError("this command needs an SAE; --sae none chooses none")
+    return source
+
+
+def feature_folder(args: argparse.Namespace) -> Path:
+    """Where the chosen SAE's feature data lives."""
+    folder = sae_source(args).feature_folder
+    assert folder is not None  # sae_source refuses "none"
+    return folder
 
 
 def load_cli_sae(args: argparse.Namespace, console: Console):  # type: ignore[no-untyped-def]
@@ -45,7 +53,7 @@ def load_cli_sae(args: argparse.Namespace, console: Console):  # type: ignore[no
     lm, manifest = load_cli_model(args, console)
     settings = settings_from_args(args, app_paths())
     sae = load_sae(
-        settings.sae,
+        sae_source(args),
         manifest,
         lm.d_model,
         int(lm.model.config.num_hidden_layers),

@@ -11,9 +11,10 @@ import sys
 from pathlib import Path
 
 from tinymorph.cli_common import add_model_options, add_sae_option, settings_from_args
-from tinymorph.engine.manifest import ModelManifest, resolve_model
-from tinymorph.errors import PresetError
-from tinymorph.paths import app_paths, package_data_dir
+from tinymorph.domain import ModelManifest
+from tinymorph.errors import PresetError, SAEError
+from tinymorph.lm.manifest import resolve_model, resolve_sae
+from tinymorph.paths import app_paths
 from tinymorph.presets import SteeringTarget, read_preset_file
 from tinymorph.store import Store
 
@@ -36,14 +37,13 @@ def steering_target(args: argparse.Namespace) -> SteeringTarget:
     Raises PresetError when they cannot be read (model not prepared yet, registry SAE)."""
     settings = settings_from_args(args, app_paths())
     manifest = resolve_model(settings.model, settings.hub_model)
-    if settings.sae == "default":
-        folder = package_data_dir("models") / manifest.default_sae
-        sae_id = folder.name
-    elif Path(settings.sae).expanduser().is_dir():
-        folder = Path(settings.sae).expanduser().resolve()
-        sae_id = str(folder)
-    else:
-        raise PresetError("presets for a registry SAE are imported and exported from inside the editor")
+    try:
+        source = resolve_sae(settings.sae, manifest, app_paths().cache_dir)
+    except SAEError as exc:
+        raise PresetError(str(exc)) from None
+    if source.folder is None:
+        raise PresetError("presets for a registry SAE (or none) are imported and exported from inside the editor")
+    folder, sae_id = source.folder, source.sae_id
     config = _model_config(manifest)
     if not config.exists():
         raise PresetError(f"the model is not prepared yet ({config} is missing); run `tinymorph model prepare`")

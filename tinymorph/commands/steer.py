@@ -24,9 +24,9 @@ def shown(strength: float) -> str:
 
 def main(argv: list[str]) -> int:
     from tinymorph.config import Settings
+    from tinymorph.evals.steer import GREEDY, Decoding, decode_throughput, pick_features, steer_eval
     from tinymorph.features import load_feature_data
     from tinymorph.sae.corpus import open_corpus
-    from tinymorph.sae.steer_eval import GREEDY, Decoding, decode_throughput, pick_features, steer_eval
 
     parser = argparse.ArgumentParser(prog="tinymorph steer", description="Measure steering by SAE feature.")
     sub = parser.add_subparsers(dest="action", required=True)

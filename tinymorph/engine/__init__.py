@@ -1,6 +1,7 @@
-"""The engine: model loading, steering hooks, generation and the worker process.
+"""The engine: generation with KV-cache reuse, steering at run time, the worker process and its
+protocol.
 
-Never imports Textual or the store. Only `engine.worker`, `engine.model`, `engine.generate`
-and `engine.steering` import torch, and they run in the worker process; the UI process uses
-`engine.client` and `engine.protocol`, which do not.
+Never imports Textual or the store. `engine.generate`, `engine.directions` and `engine.worker`
+import torch and run in the worker process; the UI process uses `engine.client`,
+`engine.protocol` and `engine.continuation`, which do not.
 """

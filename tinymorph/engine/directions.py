@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from tinymorph.engine.model import CALIBRATION_TEXT, LoadedModel, decoder_layers
 from tinymorph.errors import SteeringError
+from tinymorph.lm.model import CALIBRATION_TEXT, LoadedModel, decoder_layers
 
 REFERENCE_TEXT = CALIBRATION_TEXT
 """The reference a "more like this" selection is compared against: plain everyday prose."""

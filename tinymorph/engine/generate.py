@@ -18,10 +18,10 @@ from transformers import DynamicCache
 
 from tinymorph.domain import SteeringSpec
 from tinymorph.engine.continuation import cut_continuation
-from tinymorph.engine.model import LoadedModel, decoder_layers
 from tinymorph.engine.protocol import SuggestionReady, SuggestRequest
-from tinymorph.engine.steering import FeatureSource, resolve_steering, steered
 from tinymorph.features import FeatureData
+from tinymorph.lm.model import LoadedModel, decoder_layers
+from tinymorph.lm.steering import FeatureSource, resolve_steering, steered
 
 # When the context is longer than the window, leading tokens are dropped in blocks of this
 # many, so that the token prefix (and the KV cache) stays the same while the writer types.

@@ -8,7 +8,7 @@ Requests go UI -> worker; events go worker -> UI. Events are named in the past t
 from dataclasses import dataclass, field
 from typing import Literal
 
-from tinymorph.domain import SteeringSpec
+from tinymorph.domain import ModelManifest, SteeringSpec
 
 ModelState = Literal["starting", "loading", "ready", "generating", "error", "stopped"]
 
@@ -213,18 +213,18 @@ Event = (
 class WorkerConfig:
     """What the worker process needs to start: which model, where to cache it, how much context.
 
-    `manifest` is a tinymorph.engine.manifest.ModelManifest (typed loosely here so that this
-    module stays free of imports beyond the domain). `allow_hub` is the user's explicit choice
-    to let transformers reach the Hugging Face Hub; when False the worker sets HF_HUB_OFFLINE.
+    `allow_hub` is the user's explicit choice to let transformers (or sae-lens) reach the Hugging
+    Face Hub; when False the worker sets HF_HUB_OFFLINE.
     """
 
-    manifest: object
+    manifest: ModelManifest
     cache_dir: str
     context_tokens: int
     log_file: str
     allow_hub: bool = False
     sae: str = "default"
-    """The `sae` setting: "default", "none", a folder, or RELEASE:ID."""
+    """The `sae` setting: "default", "none", a folder, or RELEASE:ID (resolved in the worker by
+    `lm.manifest.resolve_sae`)."""
     allow_downloads: bool = False
     """The explicit choice to let sae-lens download a registry SAE."""
     threads: int = 0

@@ -18,8 +18,6 @@ import torch
 from tinymorph.domain import SteeringSpec
 from tinymorph.engine.directions import more_like_this
 from tinymorph.engine.generate import Generator, max_act_tensor
-from tinymorph.engine.manifest import ModelManifest
-from tinymorph.engine.model import LoadedModel, load_model, measure_median_norm
 from tinymorph.engine.protocol import (
     CompareRequest,
     ComparisonReady,
@@ -39,8 +37,10 @@ from tinymorph.engine.protocol import (
     WorkerFailed,
     WorkerReady,
 )
-from tinymorph.errors import TinymorphError
-from tinymorph.features import FeatureData, feature_folder_for, load_feature_data
+from tinymorph.errors import SAEError, TinymorphError
+from tinymorph.features import FeatureData, load_feature_data
+from tinymorph.lm.manifest import resolve_sae
+from tinymorph.lm.model import LoadedModel, load_model, measure_median_norm
 from tinymorph.sae.loading import LoadedSAE, load_sae
 from tinymorph.sae.search import activation_scores
 
@@ -98,7 +98,6 @@ def serve(config: WorkerConfig, requests: "queue.Queue[Request]", emit: Callable
     """
     if config.threads:
         torch.set_num_threads(config.threads)
-    assert isinstance(config.manifest, ModelManifest)
     t0 = time.perf_counter()
     try:
         lm = load_model(
@@ -115,15 +114,14 @@ def serve(config: WorkerConfig, requests: "queue.Queue[Request]", emit: Callable
             "close other programs and restart tinymorph"
         ))
         return
-    folder = feature_folder_for(config.sae, config.manifest, config.cache_dir)
-    sae, data, sae_message = _load_sae(config, lm, folder, emit)
+    sae, data, sae_message, folder = _load_sae(config, lm, emit)
     max_acts = max_act_tensor(data) if data is not None else None
     generator = Generator(lm, config.context_tokens, sae, max_acts)
     emit(WorkerReady(
         lm.name, time.perf_counter() - t0, lm.hook_layer, lm.d_model, generator.context_tokens,
         model_id=config.manifest.hub_id or config.manifest.name,
         sae_id=sae.sae_id if sae else "", d_sae=sae.d_sae if sae else 0,
-        feature_folder=str(folder) if sae else "",
+        feature_folder=str(folder) if sae and folder else "",
         sae_message=sae_message,
     ))
 
@@ -154,27 +152,31 @@ def serve(config: WorkerConfig, requests: "queue.Queue[Request]", emit: Callable
 
 
 def _load_sae(
-    config: WorkerConfig, lm: LoadedModel, feature_folder: Path, emit: Callable[[Event], None]
-) -> tuple[LoadedSAE | None, FeatureData | None, str]:
+    config: WorkerConfig, lm: LoadedModel, emit: Callable[[Event], None]
+) -> tuple[LoadedSAE | None, FeatureData | None, str, Path | None]:
     """Load the SAE asked for, moving the hook layer (and its median norm) to the SAE's layer.
-    An SAE that cannot load leaves the editor working without features: the message says why."""
+    Returns (SAE, its feature data, a message for the writer, the feature folder). An SAE that
+    cannot load leaves the editor working without features: the message says why."""
     if config.sae == "none":
-        return None, None, ""
-    assert isinstance(config.manifest, ModelManifest)
+        return None, None, "", None
     emit(LoadProgressed("loading the SAE", 0.97))
     try:
-        sae = load_sae(config.sae, config.manifest, lm.d_model, int(lm.model.config.num_hidden_layers),
+        source = resolve_sae(config.sae, config.manifest, config.cache_dir)
+        sae = load_sae(source, config.manifest, lm.d_model, int(lm.model.config.num_hidden_layers),
                        allow_downloads=config.allow_downloads)
     except TinymorphError as exc:
-        return None, None, str(exc)
+        return None, None, str(exc), None
     if sae.layer != lm.hook_layer:
         lm.hook_layer = sae.layer
         lm.median_norm = measure_median_norm(lm.model, lm.tokenizer, sae.layer)
+    folder = source.feature_folder
     try:
-        data = load_feature_data(feature_folder, sae.d_sae)
+        if folder is None:
+            raise SAEError("it has no feature folder")
+        data = load_feature_data(folder, sae.d_sae)
     except TinymorphError as exc:
-        return sae, None, f"no feature labels: {exc}"
-    return sae, data, ""
+        return sae, None, f"no feature labels: {exc}", folder
+    return sae, data, "", folder
 
 
 def _serve_other(

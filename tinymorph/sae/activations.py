@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import torch
 
-from tinymorph.engine.model import LoadedModel, decoder_layers
-from tinymorph.sae.hooks import run_to_layer
+from tinymorph.lm.hooks import run_to_layer
+from tinymorph.lm.model import LoadedModel, decoder_layers
 
 
 class ActivationSource:

@@ -18,9 +18,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from tinymorph.engine.model import LoadedModel, decoder_layers
 from tinymorph.features import DENSE_FRACTION
-from tinymorph.sae.hooks import run_to_layer
+from tinymorph.lm.hooks import run_to_layer
+from tinymorph.lm.model import LoadedModel, decoder_layers
 from tinymorph.sae.loading import LoadedSAE
 
 Replace = Callable[[torch.Tensor], torch.Tensor]

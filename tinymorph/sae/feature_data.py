@@ -12,9 +12,9 @@ from collections.abc import Callable
 
 import torch
 
-from tinymorph.engine.model import LoadedModel, decoder_layers
 from tinymorph.features import FeatureContext, FeatureData, FeatureInfo, label_from
-from tinymorph.sae.hooks import hook_name_for_layer, run_to_layer
+from tinymorph.lm.hooks import hook_name_for_layer, run_to_layer
+from tinymorph.lm.model import LoadedModel, decoder_layers
 from tinymorph.sae.loading import LoadedSAE
 
 TOP_CONTEXTS = 24

@@ -1,6 +1,7 @@
 """Loading an SAE for a model: the shipped one, a local sae-lens folder, or the sae-lens registry.
 
-Owns: turning the `sae` setting into a checked `LoadedSAE` (right model, right width, a
+Owns: turning an `SaeSource` (the `sae` setting, resolved once by `lm.manifest.resolve_sae`)
+into a checked `LoadedSAE` (right model, right width, a
 residual-stream hook point), and the SAE's encode / decode / decoder directions in float32.
 Weights are read from safetensors only (sae-lens's disk format); no pickle. The registry path
 downloads and so runs only with the explicit `allow_downloads`. No Textual, no store.
@@ -13,12 +14,10 @@ from pathlib import Path
 import torch
 from sae_lens import SAE
 
-from tinymorph.engine.manifest import ModelManifest
+from tinymorph.domain import ModelManifest, SaeSource
 from tinymorph.errors import NetworkDisabledError, SAEError
-from tinymorph.paths import package_data_dir
-from tinymorph.sae.hooks import layer_for_hook
-
-FEATURES_FILE = "features.json.gz"
+from tinymorph.lm.hooks import layer_for_hook
+from tinymorph.lm.manifest import resolve_sae
 
 
 @dataclass
@@ -65,60 +64,46 @@ class LoadedSAE:
             raise SAEError(f"feature {index} does not exist; this SAE has features 0..{self.d_sae - 1}")
 
 
-def shipped_sae_folder(manifest: ModelManifest) -> Path:
-    """The folder of the SAE shipped for `manifest`. Raises SAEError if none is shipped."""
-    if not manifest.default_sae:
-        raise SAEError(f"no SAE is shipped for {manifest.name}; pass --sae FOLDER or --sae RELEASE:ID")
-    folder = package_data_dir("models") / manifest.default_sae
-    if not (folder / "cfg.json").is_file():
-        raise SAEError(f"the shipped SAE {folder} is missing; reinstall tinymorph")
-    return folder
-
-
 def _model_names(manifest: ModelManifest) -> set[str]:
     return {n.lower() for n in (manifest.name, manifest.hub_id, manifest.hub_id.split("/")[-1]) if n}
 
 
 def load_sae(
-    choice: str, manifest: ModelManifest, d_model: int, n_layers: int, *, allow_downloads: bool = False
+    choice: str | SaeSource, manifest: ModelManifest, d_model: int, n_layers: int, *, allow_downloads: bool = False
 ) -> LoadedSAE:
     """Load and check the SAE named by `choice` for a model described by `manifest` with residual
     width `d_model` and `n_layers` decoder layers.
 
-    `choice`: "default" (the shipped SAE), a folder in sae-lens format, or RELEASE:ID from the
-    sae-lens registry (a release may also be a Hub repo id in sae-lens format).
-    Raises NetworkDisabledError for RELEASE:ID without `allow_downloads`; SAEError when the SAE
-    cannot be read, was trained on another model, has another `d_in`, or reads a hook point that
-    is not on the residual stream or not in this model.
+    `choice`: an SaeSource, or the `sae` setting itself ("default", a folder in sae-lens format,
+    or RELEASE:ID from the sae-lens registry), resolved by `tinymorph.lm.manifest.resolve_sae`.
+    Raises NetworkDisabledError for the registry without `allow_downloads`; SAEError when there
+    is no SAE to load ("none"), it cannot be read, was trained on another model, has another
+    `d_in`, or reads a hook point that is not on the residual stream or not in this model.
     """
-    folder: Path | None = None
-    if choice == "default":
-        folder = shipped_sae_folder(manifest)
-        sae_id = folder.name
-    elif Path(choice).expanduser().is_dir():
-        folder = Path(choice).expanduser().resolve()
-        sae_id = str(folder)
-    elif ":" in choice:
-        release, _, registry_id = choice.partition(":")
-        sae_id = f"{release}/{registry_id}"
-    else:
-        raise SAEError(f"--sae {choice!r} is neither a folder, 'default', nor RELEASE:ID from the sae-lens registry")
+    source = choice if isinstance(choice, SaeSource) else resolve_sae(choice, manifest, "")
     try:
-        if folder is not None:
+        if source.folder is not None:
+            folder = source.folder
             if not (folder / "cfg.json").is_file() or not (folder / "sae_weights.safetensors").is_file():
+                if source.kind == "shipped":
+                    raise SAEError(f"the shipped SAE {folder} is missing; reinstall tinymorph")
                 raise SAEError(f"{folder} is not an SAE in sae-lens format (cfg.json + sae_weights.safetensors)")
             sae = SAE.load_from_disk(folder, device="cpu", dtype="float32")
-        else:
+        elif source.kind == "registry":
             if not allow_downloads:
                 raise NetworkDisabledError(
-                    f"loading {choice} downloads it from the Hugging Face Hub; pass --allow-downloads to allow that"
+                    f"loading {source.release}:{source.registry_id} downloads it from the Hugging Face Hub; "
+                    "pass --allow-downloads to allow that"
                 )
-            sae = SAE.from_pretrained(release, registry_id, device="cpu", dtype="float32")
+            sae = SAE.from_pretrained(source.release, source.registry_id, device="cpu", dtype="float32")
+        else:
+            raise SAEError("no SAE was asked for (--sae none)")
     except (OSError, ValueError, KeyError, RuntimeError, json.JSONDecodeError) as exc:
-        raise SAEError(f"cannot load the SAE {choice}: {exc}") from exc
+        raise SAEError(f"cannot load the SAE {source.sae_id}: {exc}") from exc
     sae.eval()
     return _checked(
-        LoadedSAE(sae, -1, sae_id, str(sae.cfg.metadata.model_name or ""), folder), manifest, d_model, n_layers
+        LoadedSAE(sae, -1, source.sae_id, str(sae.cfg.metadata.model_name or ""), source.folder),
+        manifest, d_model, n_layers,
     )
 
 

@@ -22,10 +22,10 @@ from collections.abc import Callable
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from tinymorph.engine.model import LoadedModel, decoder_layers
-from tinymorph.engine.steering import Steering, steered
+from tinymorph.lm.hooks import run_to_layer
+from tinymorph.lm.model import LoadedModel, decoder_layers
+from tinymorph.lm.steering import Steering, steered
 from tinymorph.sae.feature_data import LOGIT_TOKENS, logit_effects
-from tinymorph.sae.hooks import run_to_layer
 from tinymorph.sae.loading import LoadedSAE
 
 SCORE_STRENGTH = 0.2

@@ -9,9 +9,9 @@ import math
 
 import torch
 
-from tinymorph.engine.model import LoadedModel, decoder_layers
 from tinymorph.features import FeatureData, SearchHit, fuse, steer_scores, text_scores
-from tinymorph.sae.hooks import run_to_layer
+from tinymorph.lm.hooks import run_to_layer
+from tinymorph.lm.model import LoadedModel, decoder_layers
 from tinymorph.sae.loading import LoadedSAE
 
 

@@ -27,11 +27,11 @@ from sae_lens.saes.topk_sae import TopKTrainingSAE, TopKTrainingSAEConfig
 from sae_lens.training.sae_trainer import SAETrainer
 
 from tinymorph import __version__
-from tinymorph.engine.model import LoadedModel
 from tinymorph.errors import SAEError
+from tinymorph.lm.hooks import hook_name_for_layer
+from tinymorph.lm.model import LoadedModel
 from tinymorph.sae.activations import ActivationSource
 from tinymorph.sae.corpus import Corpus, shuffled, token_sequences
-from tinymorph.sae.hooks import hook_name_for_layer
 
 META_FILE = "tinymorph.json"
 

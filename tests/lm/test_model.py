@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from tinymorph.engine.manifest import resolve_model
-from tinymorph.engine.model import META_FILE, WEIGHTS_FILE, _sha256, copy_is_intact
 from tinymorph.errors import ModelError
+from tinymorph.lm.manifest import resolve_model
+from tinymorph.lm.model import META_FILE, WEIGHTS_FILE, _sha256, copy_is_intact
 
 
 @pytest.fixture

