@@ -106,3 +106,11 @@ def test_the_ui_process_never_loads_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("path", modules("ui"))
+def test_the_ui_uses_public_textual_only(path: Path):
+    private = [m for m in imports(path) if m.startswith("textual") and any(p.startswith("_") for p in m.split("."))]
+    assert not private, private
+    source = path.read_text(encoding="utf-8")
+    assert ".__class__ =" not in source and "replace_range =" not in source

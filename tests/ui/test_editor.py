@@ -246,3 +246,17 @@ async def test_a_damaged_store_is_reported_and_editing_goes_on(notes, tmp_path):
         await pilot.press("x")
         assert app.editor.text.startswith("x") or app.editor.text.endswith("x")
     store.close()
+
+
+async def test_ctrl_home_and_ctrl_end_go_to_the_ends_of_the_document(tmp_path, store):
+    path = tmp_path / "three.md"
+    path.write_text("one\ntwo\nthree", encoding="utf-8")
+    app = build(path, store, suggestions=False)
+    async with app.run_test() as pilot:
+        app.editor.move_cursor((1, 1))
+        await pilot.press("ctrl+end", "!")
+        assert app.editor.text == "one\ntwo\nthree!"
+        await pilot.press("ctrl+home", "#")
+        assert app.editor.text == "#one\ntwo\nthree!"
+        await pilot.press("ctrl+shift+end")
+        assert app.editor.selected_text == "one\ntwo\nthree!"

@@ -9,7 +9,7 @@ from tinymorph.config import Settings
 from tinymorph.paths import package_data_dir
 from tinymorph.store import Store
 from tinymorph.ui.app import make_app
-from tinymorph.ui.editor import HIGHLIGHT_LIMIT_CHARS
+from tinymorph.ui.editor import HIGHLIGHT_LIMIT_CHARS, CachedHeightWrappedDocument
 
 
 async def test_cached_text_and_height_follow_every_edit_undo_and_redo(tmp_path: Path, store: Store):
@@ -32,6 +32,7 @@ async def test_cached_text_and_height_follow_every_edit_undo_and_redo(tmp_path: 
             await pilot.pause()
             assert editor.text == editor.document.text, step
             wrapped = editor.wrapped_document
+            assert isinstance(wrapped, CachedHeightWrappedDocument)
             assert wrapped.height == sum(len(o) + 1 for o in wrapped._wrap_offsets), step
         await pilot.resize_terminal(30, 20)
         await pilot.pause()

@@ -72,7 +72,8 @@ class TinymorphApp(FileSafety, SteeringActions, App[None]):
     """
     BINDINGS = [
         Binding("ctrl+s", "save", "Save", id="save"),
-        Binding("ctrl+q", "quit", "Quit", priority=True, id="quit"),
+        # Not priority bindings: run in the editor's queue, Ctrl+S saves the keys typed before it.
+        Binding("ctrl+q", "quit", "Quit", id="quit"),
         Binding("ctrl+g", "toggle_suggestions", "Suggestions on/off", show=False, id="toggle_suggestions"),
         Binding("ctrl+t", "toggle_steering", "Steering", id="toggle_steering"),
         Binding("ctrl+f", "search_features", "Find feature", id="search_features"),
@@ -104,7 +105,7 @@ class TinymorphApp(FileSafety, SteeringActions, App[None]):
         self._initial_text = text
         self._in_flight: dict[int, _InFlight] = {}
         self._last_latency_ms: float | None = None
-        self.modified = False
+        self._clean_generation = 0
         self._word_timer: Timer | None = None
         self._word_delay_s = 0.3
         self.safety_init(text, lock)
@@ -241,12 +242,21 @@ class TinymorphApp(FileSafety, SteeringActions, App[None]):
 
     # --- the document --------------------------------------------------------------------
 
+    @property
+    def modified(self) -> bool:
+        """Whether the editor holds changes the file does not have. Read from the editor's change
+        count, which moves with every edit as it happens (the Changed message comes later)."""
+        return self.editor.generation != self._clean_generation
+
+    def mark_clean(self) -> None:
+        """The editor's text is what the file holds now (loaded, saved or reloaded)."""
+        self._clean_generation = self.editor.generation
+        self.status.modified = False
+        self.status.refresh_status()
+
     def on_text_area_changed(self, _message: SuggestingEditor.Changed) -> None:
-        if self.clean_change_pending:
-            self.clean_change_pending = False
-        elif not self.modified:
-            self.modified = True
-            self.status.modified = True
+        if self.status.modified != self.modified:
+            self.status.modified = self.modified
             self.status.refresh_status()
         if self._word_timer is not None:
             self._word_timer.stop()
@@ -301,7 +311,7 @@ class TinymorphApp(FileSafety, SteeringActions, App[None]):
 
     def action_suggest_now(self) -> None:
         """Ask for a suggestion at the cursor now, without waiting for the idle pause."""
-        self.editor._idle()
+        self.editor.suggest_now()
 
     # --- the command palette -------------------------------------------------------------
 

@@ -11,12 +11,10 @@ from rich.style import Style
 from textual import events
 from textual.actions import SkipAction
 from textual.binding import Binding
-from textual.document._document import Location
-from textual.document._wrapped_document import WrappedDocument
 from textual.strip import Strip
 from textual.timer import Timer
 from textual.widgets import TextArea
-from textual.widgets.text_area import Selection
+from textual.widgets.text_area import DocumentNavigator, Location, Selection, WrappedDocument
 
 from tinymorph.engine.continuation import can_suggest_at
 from tinymorph.suggestions import SuggestionMemory, context_window, next_word
@@ -29,12 +27,13 @@ HIGHLIGHT_LIMIT_CHARS = 256_000
 keystroke re-parses through a Python callback and typing lags (~0.5 s per key at 1 MB here)."""
 
 
-class _CachedHeight(WrappedDocument):
-    """A WrappedDocument whose `height` is computed once per wrap, not per rendered line.
+class CachedHeightWrappedDocument(WrappedDocument):
+    """Textual's public WrappedDocument, with `height` computed once per wrap, not per rendered line.
 
     Textual's `height` sums over every line and TextArea reads it for each line it draws: with
     150,000 lines that is ~90 ms a frame. `wrap` and `wrap_range` are the only writers of the
-    wrap offsets, so they reset the cache."""
+    wrap offsets, so they reset the cache. The editor installs it through the public
+    `wrapped_document` and `navigator` attributes (see `SuggestingEditor.load_text`)."""
 
     _height: int | None = None
     _wrapped_at: tuple[int, int] | None = None
@@ -70,14 +69,19 @@ class SuggestingEditor(TextArea):
     """
 
     BINDINGS = [
-        Binding("tab", "accept_suggestion", "Accept", priority=True, id="accept_suggestion"),
-        Binding("ctrl+right", "accept_word", "Accept word", priority=True, show=False, id="accept_word"),
-        Binding("escape", "reject_suggestion", "Reject", priority=True, show=False, id="reject_suggestion"),
-        Binding("alt+right_square_bracket,ctrl+down", "next_alternative", "Next alt.",
-                priority=True, id="next_alternative"),
-        Binding("alt+left_square_bracket,ctrl+up", "previous_alternative", "Prev. alt.",
-                priority=True, show=False, id="previous_alternative"),
+        Binding("tab", "accept_suggestion", "Accept", id="accept_suggestion"),
+        Binding("ctrl+right", "accept_word", "Accept word", show=False, id="accept_word"),
+        Binding("escape", "reject_suggestion", "Reject", show=False, id="reject_suggestion"),
+        Binding("alt+right_square_bracket,ctrl+down", "next_alternative", "Next alt.", id="next_alternative"),
+        Binding("alt+left_square_bracket,ctrl+up", "previous_alternative", "Prev. alt.", show=False,
+                id="previous_alternative"),
+        Binding("ctrl+home", "document_start", "Start of document", show=False, id="document_start"),
+        Binding("ctrl+end", "document_end", "End of document", show=False, id="document_end"),
+        Binding("ctrl+shift+home", "document_start(True)", "Select to start", show=False, id="select_to_start"),
+        Binding("ctrl+shift+end", "document_end(True)", "Select to end", show=False, id="select_to_end"),
     ]
+    """None of them is a priority binding: the editor runs its bindings itself, in the order the keys
+    came (see `_on_key`)."""
 
     DEFAULT_CSS = """
     SuggestingEditor {
@@ -96,18 +100,21 @@ class SuggestingEditor(TextArea):
     """Cells the cursor's line must have free for the feature lens to show."""
 
     def __init__(self, text: str, *, idle_delay_ms: int, context_chars: int, **kwargs) -> None:
-        # Set before TextArea.__init__: it moves the selection, which calls _watch_selection.
+        # Set before TextArea.__init__: it moves the selection, which calls watch_selection.
         self._moving_by_edit = True
         self.suggestions_enabled = False
         self.alternatives: tuple[str, ...] = ()
         self._idle_timer: Timer | None = None
         self._pending_before: str | None = None
         self._text_cache: str | None = None
+        self.generation = 0
+        """Counts the changes to the document (edits, undo, redo, loads), counted as they happen:
+        the app compares it with the generation last saved to know whether the text is modified."""
         language = "markdown" if len(text) <= HIGHLIGHT_LIMIT_CHARS else None
-        # The text goes in at mount: TextArea wraps the whole document several times while it
-        # is constructed (~1 s each for 10 MB here); an empty document makes those free.
+        # The text goes in at mount, unwrapped, and soft wrap comes on after: TextArea wraps the
+        # whole document several times while it is constructed (~1 s each for 10 MB here).
         self._text_at_mount = text
-        super().__init__("", language=language, soft_wrap=True, tab_behavior="indent", **kwargs)
+        super().__init__("", language=language, soft_wrap=False, tab_behavior="indent", **kwargs)
         self.idle_delay_s = idle_delay_ms / 1000
         self.context_chars = context_chars
         self.memory = SuggestionMemory()
@@ -121,25 +128,29 @@ class SuggestingEditor(TextArea):
 
     # --- large documents -------------------------------------------------------------------
     # TextArea reads `self.text` (the whole document joined) and the wrapped height for every
-    # line it draws. Both are cached here and reset by the only code that changes them.
+    # line it draws. Both are cached here and reset by the only public methods that change the
+    # document: edit (every insert, delete and replace), undo, redo and load_text.
 
-    def _set_document(self, text: str, language: str | None) -> None:
-        super()._set_document(text, language)
+    def load_text(self, text: str) -> None:
+        """Replace the document (and clear the edit history), as TextArea does, then install the
+        wrapped document whose height is cached."""
+        super().load_text(text)
+        self._document_changed()
+        self.wrapped_document = CachedHeightWrappedDocument(
+            self.document, width=self.wrap_width if self.soft_wrap else 0, tab_width=self.indent_width
+        )
+        self.navigator = DocumentNavigator(self.wrapped_document)
+
+    def _document_changed(self) -> None:
         self._text_cache = None
-        replace_range = self.document.replace_range  # every edit, undo and redo goes through it
-
-        def replace_and_forget(start: Location, end: Location, text: str):  # type: ignore[no-untyped-def]
-            self._text_cache = None
-            return replace_range(start, end, text)
-
-        self.document.replace_range = replace_and_forget  # type: ignore[method-assign]
-        if type(self.wrapped_document) is WrappedDocument:
-            self.wrapped_document.__class__ = _CachedHeight
+        self.generation += 1
 
     def on_mount(self) -> None:
         if self._text_at_mount:
-            self._set_document(self._text_at_mount, self.language)  # no Changed: nothing was edited
+            self.load_text(self._text_at_mount)  # unwrapped: cheap
             self._text_at_mount = ""
+        self.generation = 0  # the file's own text
+        self.soft_wrap = True  # one wrap of the whole document, by CachedHeightWrappedDocument
 
     @property
     def text(self) -> str:
@@ -190,7 +201,7 @@ class SuggestingEditor(TextArea):
         self.memory = SuggestionMemory()
         self._pending_before = None
         if self.suggestions_enabled:
-            self._idle()
+            self.suggest_now()
 
     # --- asking --------------------------------------------------------------------------
 
@@ -211,9 +222,10 @@ class SuggestingEditor(TextArea):
             self._idle_timer.stop()
         if self.suggestions_enabled:
             # Textual's timers divide by their delay: a 0 ms setting becomes 1 ms.
-            self._idle_timer = self.set_timer(max(self.idle_delay_s, 0.001), self._idle)
+            self._idle_timer = self.set_timer(max(self.idle_delay_s, 0.001), self.suggest_now)
 
-    def _idle(self) -> None:
+    def suggest_now(self) -> None:
+        """Ask for a suggestion at the cursor now, if one fits here (what the idle timer calls)."""
         self._idle_timer = None
         if self.suggestion or not self.selection.is_empty or self.read_only:
             return
@@ -281,10 +293,19 @@ class SuggestingEditor(TextArea):
     def action_accept_word(self) -> None:
         """Insert the suggestion's next word (Ctrl+Right). Without one, move a word right."""
         if not self.suggestion:
-            raise SkipAction()
+            self.action_cursor_word_right()
+            return
         word = next_word(self.suggestion)
         self._accepted_chars += len(word)
         self.insert(word)  # edit() trims the suggestion by the inserted word
+
+    def action_document_start(self, select: bool = False) -> None:
+        """Move the cursor to the start of the document (Ctrl+Home; with Shift, select)."""
+        self.move_cursor((0, 0), select=select)
+
+    def action_document_end(self, select: bool = False) -> None:
+        """Move the cursor to the end of the document (Ctrl+End; with Shift, select)."""
+        self.move_cursor(self.document.end, select=select)
 
     def action_reject_suggestion(self) -> None:
         """Drop the suggestion (Esc)."""
@@ -327,6 +348,7 @@ class SuggestingEditor(TextArea):
             result = super().edit(edit)
         finally:
             self._moving_by_edit = False
+            self._document_changed()
         if had and self.suggestion and had.startswith(edit.text):
             self._typed += edit.text
         elif had and not self.suggestion:
@@ -352,12 +374,12 @@ class SuggestingEditor(TextArea):
             change()
         finally:
             self._moving_by_edit = False
+            self._document_changed()
         if self.suggestion:
             self._end("dropped")
         self.schedule_suggestion()
 
-    def _watch_selection(self, previous_selection: Selection, selection: Selection) -> None:
-        super()._watch_selection(previous_selection, selection)
+    def watch_selection(self, previous_selection: Selection, selection: Selection) -> None:
         if not self._moving_by_edit and previous_selection != selection:
             if self.suggestion:
                 self._end("dropped")
@@ -365,8 +387,25 @@ class SuggestingEditor(TextArea):
             self.schedule_suggestion()
 
     async def _on_key(self, event: events.Key) -> None:
-        # In an editor Esc never moves focus away (TextArea's indent mode would).
-        if event.key == "escape":
+        """Apply every key in the order typed: bound keys run their action here, in the editor's
+        own queue, like the characters typed around them.
+
+        Textual checks non-priority bindings only after the key has bubbled up to the App, while
+        a printable key is inserted as soon as the editor takes it; when keys arrive in a burst
+        (the app was busy), a character typed after End could land before End had moved the
+        cursor. So the editor looks the key up in the active bindings (its own, then the
+        screen's and the App's, as Textual would) and runs the action before taking the next key.
+        A binding whose action does not apply (SkipAction) falls through to the TextArea: Tab
+        with no suggestion indents.
+        """
+        if not event.is_printable:
+            active = self.screen.active_bindings.get(event.key)
+            if active is not None and active.enabled and not active.binding.priority:
+                event.stop()
+                event.prevent_default()
+                if await self.app.run_action(active.binding.action, active.node):
+                    return
+        if event.key == "escape":  # in an editor Esc never moves focus away (TextArea's indent mode would)
             event.stop()
             event.prevent_default()
             return

@@ -52,8 +52,6 @@ class FileSafety:
     _journaled_sha: str = ""
     _discarded: bool = False
     _unjournaled_since: float | None = None
-    clean_change_pending: bool = False
-    """Set when the next Changed message comes from loading the file's own text."""
     lock: FileLock | None = None
 
     def safety_init(self: "TinymorphApp", text: str, lock: FileLock | None) -> None:
@@ -216,11 +214,12 @@ class FileSafety:
 
     def _replace_text(self: "TinymorphApp", text: str, clean: bool = False) -> None:
         """Replace the whole buffer as one undoable edit. `clean`: the new text is what the
-        file holds, so the change it posts does not mark the document modified."""
+        file holds, so the document is not modified after it."""
         if self.editor.suggestion:
             self.editor.action_reject_suggestion()
-        self.clean_change_pending = clean and text != self.editor.text
         self.editor.replace(text, (0, 0), self.editor.document.end)
+        if clean:
+            self.mark_clean()
 
     def changed_on_disk(self: "TinymorphApp") -> bool:
         """True if the file on disk is no longer what was loaded or last saved (another program
@@ -259,9 +258,7 @@ class FileSafety:
         self._journaled_sha = self.base_sha
         self.store.clear_journal(str(path))
         self._keep_version(text, reason)
-        self.modified = False
-        self.status.modified = False
-        self.status.refresh_status()
+        self.mark_clean()
         self.notify(f"Saved {path.name}", timeout=2)
         return True
 
@@ -283,9 +280,6 @@ class FileSafety:
                 self._keep_version(text, "changed on disk")
                 self.store.clear_journal(str(self.path))
                 self._journaled_sha = self.base_sha
-                self.modified = False
-                self.status.modified = False
-                self.status.refresh_status()
             elif choice == KEEP_BOTH:
                 stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
                 copy = self.path.with_name(f"{self.path.stem}.mine-{stamp}{self.path.suffix}")
