@@ -133,7 +133,7 @@ def test_steering_with_a_sea_output_feature_brings_the_sea_in(real):
     from tinymorph.config import Settings
     from tinymorph.domain import DEFAULT_STRENGTH, SteeringSpec, SteeringTerm
     from tinymorph.engine.generate import Generator, max_act_tensor
-    from tinymorph.evals.steer import Decoding, continue_tokens
+    from tinymorph.evals.steer import Decoding, first, shown_suggestion
     from tinymorph.sae.search import search_features
 
     lm, sae, data = real
@@ -145,9 +145,9 @@ def test_steering_with_a_sea_output_feature_brings_the_sea_in(real):
     gen = Generator(lm, 511, sae, max_act_tensor(data))
     prompt = "After breakfast we walked into town, and"
     editor = Decoding(Settings().temperature, Settings().alternatives, seed=0)
-    plain, _ = continue_tokens(gen, prompt, SteeringSpec(), 20, editor)
+    plain = first(shown_suggestion(gen, prompt, SteeringSpec(), editor))
     sea = SteeringSpec((SteeringTerm(DEFAULT_STRENGTH, feature=says_sea[0]),))
-    steered, _ = continue_tokens(gen, prompt, sea, 20, editor)
+    steered = first(shown_suggestion(gen, prompt, sea, editor))
     assert steered != plain
-    text = lm.tokenizer.decode(steered).lower()
+    text = steered.lower()
     assert SEA_WORDS & set(re.findall(r"[a-z]+", text)), text

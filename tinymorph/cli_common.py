@@ -5,6 +5,7 @@ Imports no Textual. `load_cli_model` imports torch lazily: the editor's process 
 """
 
 import argparse
+import os
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -30,6 +31,10 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         "--hub-model",
         metavar="ID",
         help="download this Hugging Face Hub model id; the only option that lets tinymorph use the network for a model",
+    )
+    parser.add_argument(
+        "--int8-decode", action=argparse.BooleanOptionalAction, default=None,
+        help="decode with int8 copies of the weights (default on; --no-int8-decode runs the bf16 weights)",
     )
     parser.add_argument(
         "--context-tokens",
@@ -69,6 +74,8 @@ def settings_from_args(args: argparse.Namespace, paths: AppPaths) -> Settings:
             "alternatives",
             "temperature",
             "suggestions",
+            "int8_decode",
+            "worker_threads",
         )
     }
     config_file = getattr(args, "config", None) or paths.config_file
@@ -76,16 +83,15 @@ def settings_from_args(args: argparse.Namespace, paths: AppPaths) -> Settings:
 
 
 def load_cli_model(args: argparse.Namespace, console: Console) -> "tuple[LoadedModel, ModelManifest]":
-    """Prepare (first run: convert) and load the model chosen by `args`, drawing progress.
-    Hub downloads happen only with --hub-model; otherwise the Hub is switched off for this process.
+    """Prepare (first run: convert) and load the model chosen by `args`, drawing progress, as the
+    worker loads it (int8 decode weights when the settings say so). Hub downloads happen only
+    with --hub-model; otherwise the Hub is switched off for this process.
     Raises ModelError / NetworkDisabledError as `load_model` does."""
-    import os
-
     from tinymorph.lm.model import load_model
 
     settings = settings_from_args(args, app_paths())
-    if not settings.hub_model:
-        os.environ["HF_HUB_OFFLINE"] = "1"
+    if not settings.hub_model and not settings.allow_downloads:
+        os.environ["HF_HUB_OFFLINE"] = "1"  # before transformers / huggingface_hub are imported
     manifest = resolve_model(settings.model, settings.hub_model)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task(f"{manifest.name}: starting", total=1.0)
@@ -93,7 +99,7 @@ def load_cli_model(args: argparse.Namespace, console: Console) -> "tuple[LoadedM
         def report(stage: str, fraction: float | None) -> None:
             progress.update(task, description=f"{manifest.name}: {stage}", completed=fraction or 0)
 
-        lm = load_model(manifest, app_paths().models_cache, report)
+        lm = load_model(manifest, app_paths().models_cache, report, int8_decode=settings.int8_decode)
     return lm, manifest
 
 
@@ -108,4 +114,15 @@ def worker_config(settings: Settings, paths: AppPaths, manifest: ModelManifest) 
         allow_hub=bool(settings.hub_model) or settings.allow_downloads,
         sae=settings.sae,
         allow_downloads=settings.allow_downloads,
+        threads=worker_threads(settings),
+        int8_decode=settings.int8_decode,
     )
+
+
+def worker_threads(settings: Settings) -> int:
+    """The model process's CPU threads: the `worker_threads` setting, or one fewer than the cores
+    this process may run on (at least 1)."""
+    if settings.worker_threads:
+        return settings.worker_threads
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 2)
+    return max(1, cores - 1)

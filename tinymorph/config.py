@@ -64,6 +64,14 @@ class Settings:
     suggestions: bool = True
     """Whether to start the model and show suggestions at all."""
 
+    int8_decode: bool = True
+    """Decode with int8 copies of the model's weights (CPU): ~2x faster suggestions, held-out
+    perplexity +0.5% (docs/benchmarks.md). The prefill keeps the model's own weights."""
+
+    worker_threads: int = 0
+    """CPU threads of the model process; 0: one fewer than this machine's cores (at least 1), so
+    that typing always has a core. The model process also runs at a lower priority."""
+
     keybindings: dict[str, str] = field(default_factory=dict)
     """Binding id -> keys (comma-separated), e.g. `accept_suggestion = "tab"`. Ids are listed
     in docs/keybindings.md."""
@@ -83,6 +91,8 @@ class Settings:
             raise ConfigError(f"alternatives must be between 1 and 8, got {self.alternatives}")
         if not 0.0 <= self.temperature <= 2.0:
             raise ConfigError(f"temperature must be between 0 and 2, got {self.temperature}")
+        if not 0 <= self.worker_threads <= 256:
+            raise ConfigError(f"worker_threads must be between 0 (automatic) and 256, got {self.worker_threads}")
         return self
 
 
@@ -124,6 +134,8 @@ _FIELD_TYPES: dict[str, Any] = {
     "alternatives": int,
     "temperature": float,
     "suggestions": bool,
+    "int8_decode": bool,
+    "worker_threads": int,
 }
 
 

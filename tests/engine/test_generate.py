@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from transformers import DynamicCache
 
 from tinymorph.domain import SteeringSpec, SteeringTerm
 from tinymorph.engine.generate import DROP_BLOCK_TOKENS, Generator
@@ -51,8 +52,8 @@ def test_kv_cache_reuse_gives_the_same_logits_as_a_fresh_prefill(lm, edit):
         "same": first,
     }[edit]
     with torch.no_grad():
-        gen.prefill(first, ())
-        logits, reused = gen.prefill(second, ())
+        gen.prefill(first, (), logits=True)
+        logits, reused = gen.prefill(second, (), logits=True)
     assert reused > 0
     torch.testing.assert_close(logits, fresh_logits(lm, second), atol=1e-4, rtol=1e-4)
 
@@ -64,6 +65,62 @@ def test_kv_cache_is_not_reused_across_different_steering(lm):
         gen.prefill(ids, ())
         _, reused = gen.prefill(ids, (((1.0,) * 64, 1.0),))
     assert reused == 0
+
+
+def steered_request(rid: int, text: str, strength: float) -> SuggestRequest:
+    direction = tuple(float(i == 5) for i in range(64))
+    return SuggestRequest(rid, text, steering=SteeringSpec((SteeringTerm(strength, direction=direction),)),
+                          alternatives=2, max_new_tokens=4, temperature=0)
+
+
+def test_steering_from_the_cursor_keeps_the_prefix_cache_when_a_slider_moves(lm):
+    gen = Generator(lm, 31)  # the default: steering acts from the context's last token on
+    first = gen.suggest(steered_request(1, "The cat sat on", 1.0), lambda: False, lambda *_: None)
+    nudged = gen.suggest(steered_request(2, "The cat sat on", 1.2), lambda: False, lambda *_: None)
+    assert first is not None and nudged is not None
+    assert nudged.prefill_tokens == 1 and nudged.reused_tokens == len(gen.context_ids("The cat sat on")) - 1
+    whole = Generator(lm, 31, steer_prompt=True)  # steering every position: a nudge is a cold prefill
+    whole.suggest(steered_request(1, "The cat sat on", 1.0), lambda: False, lambda *_: None)
+    again = whole.suggest(steered_request(2, "The cat sat on", 1.2), lambda: False, lambda *_: None)
+    assert again is not None and again.reused_tokens == 0
+
+
+def test_steering_from_the_cursor_equals_steering_the_last_context_token_and_what_follows(lm):
+    """The first token's distribution: the prompt but its last token unsteered, the last steered."""
+    gen = Generator(lm, 31)
+    req = steered_request(1, "The cat sat on", 2.0)
+    ids = gen.context_ids(req.text)
+    layer = decoder_layers(lm.model)[lm.hook_layer]
+    vector = steering_vector(req.steering, 64, lm.median_norm)
+    with torch.no_grad():
+        cache = DynamicCache(config=lm.model.config)
+        lm.model(torch.tensor([ids[:-1]]), past_key_values=cache, use_cache=True)
+        with steered(layer, vector):
+            expected = lm.model(torch.tensor([ids[-1:]]), past_key_values=cache, use_cache=True).logits[0, -1]
+    got = gen.suggest(req, lambda: False, lambda *_: None)
+    assert got is not None and got.alternatives
+    first_token = lm.tokenizer.decode([int(expected.argmax())])
+    assert got.alternatives[0].startswith(first_token.strip()) or not first_token.strip()
+
+
+def test_a_prefill_that_fails_leaves_no_cache_to_reuse(lm, monkeypatch):
+    gen = Generator(lm, 31)
+    with torch.no_grad():
+        gen.prefill(gen.context_ids("The cat sat on the mat"), ())
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(lm, "run", broken)
+    with pytest.raises(RuntimeError), torch.no_grad():
+        gen.prefill(gen.context_ids("The cat sat on the hat"), ())  # crops the cache, then fails
+    monkeypatch.undo()
+    assert gen.prefix is None
+    with torch.no_grad():
+        logits, reused = gen.prefill(gen.context_ids("The cat sat on the hat"), (), logits=True)
+    assert reused == 0
+    torch.testing.assert_close(logits, fresh_logits(lm, gen.context_ids("The cat sat on the hat")), atol=1e-4,
+                               rtol=1e-4)
 
 
 def test_steering_adds_the_vector_everywhere_but_bos(lm):
@@ -141,5 +198,6 @@ def test_reuse_is_reported_after_a_small_edit(lm):
     second = gen.suggest(SuggestRequest(2, "The cat sat o"), lambda: False, lambda *_: None)
     assert first is not None and second is not None
     assert first.reused_tokens == 0
-    assert second.reused_tokens == len("The cat sat") + 1  # BOS + characters
-    assert second.prefill_tokens == 2  # " " and "o"
+    # The prefix cache holds the context but its last token: BOS + "The cat sa".
+    assert second.reused_tokens == len("The cat sat")
+    assert second.prefill_tokens == 3  # "t", " " and "o" (the last one runs with the alternatives)

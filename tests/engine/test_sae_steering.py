@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from transformers import DynamicCache
 
 from tests.builders import save_topk_sae
 from tinymorph.domain import SteeringSpec, SteeringTerm
@@ -92,30 +93,33 @@ def test_mode_and_strength_zero_switch_terms_off():
     assert SteeringTerm(5.0, feature=1).with_strength(5.0).strength == 1.0
 
 
-def lens_of(lm, sae, text):
-    gen = Generator(lm, 31, sae)
-    gen.suggest(SuggestRequest(1, text, alternatives=1, max_new_tokens=1), lambda: False, lambda *_: None)
-    return gen
+def lens_of(gen: Generator, text: str, steering: SteeringSpec | None = None) -> tuple:
+    """The lens `gen.suggest` reports for `text` (through its on_lens callback)."""
+    seen = []
+    req = SuggestRequest(1, text, alternatives=1, max_new_tokens=1, steering=steering or SteeringSpec())
+    gen.suggest(req, lambda: False, lambda *_: None, seen.append)
+    return seen[0]
 
 
 def test_the_lens_reports_the_strongest_features_of_the_last_tokens(lm, sae):
-    gen = lens_of(lm, sae, "The sea was calm")
+    gen = Generator(lm, 31, sae)
+    got = lens_of(gen, "The sea was calm")
     ids = gen.context_ids("The sea was calm")
     with torch.no_grad():
         acts = sae.encode(layer_output(lm, ids)[1:][-LENS_TOKENS:])  # (n, F)
     best = acts.max(0).values.topk(3)
-    got = gen.lens()
     assert [i for i, _ in got] == best.indices.tolist()
     assert [v for _, v in got] == pytest.approx(best.values.tolist(), rel=1e-4)
 
 
-def test_the_lens_is_the_same_after_kv_reuse_and_under_steering(lm, sae):
-    gen = lens_of(lm, sae, "The sea was cal")
-    steer = SteeringSpec((SteeringTerm(1.5, feature=2),))
-    gen.suggest(SuggestRequest(2, "The sea was calm", alternatives=1, max_new_tokens=1, steering=steer),
-                lambda: False, lambda *_: None)
-    fresh = lens_of(lm, sae, "The sea was calm").lens()
-    assert [i for i, _ in gen.lens()] == [i for i, _ in fresh]
+@pytest.mark.parametrize("steer_prompt", [False, True])
+def test_the_lens_is_the_same_after_kv_reuse_and_under_steering(lm, sae, steer_prompt):
+    gen = Generator(lm, 31, sae, steer_prompt=steer_prompt)
+    lens_of(gen, "The sea was cal")
+    steered_lens = lens_of(gen, "The sea was calm", SteeringSpec((SteeringTerm(1.5, feature=2),)))
+    fresh = lens_of(Generator(lm, 31, sae), "The sea was calm")
+    assert [i for i, _ in steered_lens] == [i for i, _ in fresh]
+    assert [v for _, v in steered_lens] == pytest.approx([v for _, v in fresh], rel=1e-4)
 
 
 def test_the_worker_serves_lens_search_compare_and_directions(lm, tiny_manifest, tmp_path):
@@ -188,7 +192,7 @@ def test_min_p_never_samples_a_token_far_below_the_most_likely():
 def test_the_concept_meter_reads_what_the_unsteered_model_reads_on_the_generated_text(lm, sae):
     """The meter's score of each alternative equals re-encoding its tokens with the unsteered
     model (what `steer eval` does), although those tokens were written under steering."""
-    from tinymorph.engine.generate import ConceptMeter
+    from tinymorph.engine.generate import ConceptMeter, _reading
 
     spec = SteeringSpec((SteeringTerm(2.0, feature=22), SteeringTerm(-1.0, feature=9)))  # both fire here
     steering = resolve_steering(spec, 64, lm.median_norm, sae)
@@ -196,45 +200,63 @@ def test_the_concept_meter_reads_what_the_unsteered_model_reads_on_the_generated
     ids = lm.tokenizer("The sea was calm and").input_ids
     rows = [[5, 17, 23, 8], [40, 41, 42, 43]]  # (2, T) written tokens, fed one at a time
     meter = ConceptMeter(sae, spec, 2)
+    readings, live = [], []
     with torch.no_grad(), steered(layer, steering):
-        out = lm.model(torch.tensor([ids, ids]), use_cache=True)
-        cache = out.past_key_values
-        for t in range(4):
-            with meter.reading(layer):
-                lm.model(torch.tensor([[rows[0][t]], [rows[1][t]]]), past_key_values=cache, use_cache=True)
-            meter.count([True, t < 2])  # row 1 ended after two tokens
+        cache = DynamicCache(config=lm.model.config)
+        lm.run(torch.tensor([ids, ids]), cache)
+        with _reading(layer, readings):
+            for t in range(4):
+                lm.run(torch.tensor([[rows[0][t]], [rows[1][t]]]), cache)
+                live.append([True, t < 2])  # row 1 ended after two tokens
     for r, n in ((0, 4), (1, 2)):
         acts = sae.encode(layer_output(lm, ids + rows[r])[len(ids) : len(ids) + n])  # unsteered re-encoding
         expected = (acts[:, 22] - acts[:, 9]).mean()
-        assert float(meter.scores()[r]) == pytest.approx(float(expected), rel=1e-4, abs=1e-5)
+        assert float(meter.scores(readings, live)[r]) == pytest.approx(float(expected), rel=1e-4, abs=1e-5)
         assert float(expected) != 0
 
 
-def test_alternatives_come_back_best_shown_first_when_features_are_turned_up(lm, sae):
+def test_suggest_returns_the_alternatives_best_shown_first_when_features_are_turned_up(lm, sae, monkeypatch):
+    import tinymorph.engine.generate as generate
     from tinymorph.engine.generate import ConceptMeter
 
     text = "The sea was calm and the boats"
-    up = SteeringSpec((SteeringTerm(0.3, feature=22),))
-    req = SuggestRequest(1, text, steering=up, alternatives=4, max_new_tokens=6, temperature=1.5, seed=3)
-    orders = []
+    up = SteeringSpec((SteeringTerm(0.3, feature=2),))
+    # Seed 0: four rows, all shown, all scored differently, the best not sampled first.
+    req = SuggestRequest(1, text, steering=up, alternatives=4, max_new_tokens=6, temperature=1.5, seed=0)
+    seen = []
 
-    class Spy(ConceptMeter):
-        def order(self) -> list[int]:
-            got = super().order()
-            orders.append((self.scores().tolist(), got))
-            return got
+    class Sampled(ConceptMeter):
+        """The same meter, but keeping the sampled order: what suggest would return unranked."""
 
-    import tinymorph.engine.generate as generate
+        def order(self, readings, live):
+            seen.append(self.scores(readings, live).tolist())
+            return list(range(self.rows))
 
-    real = generate.ConceptMeter
-    generate.ConceptMeter = Spy
-    try:
-        result = Generator(lm, 31, sae).suggest(req, lambda: False, lambda *_: None)
-    finally:
-        generate.ConceptMeter = real
-    scores, order = orders[-1]
-    assert order == sorted(range(4), key=lambda r: -scores[r]) and len(set(scores)) > 1
-    assert result is not None and result.alternatives
+    monkeypatch.setattr(generate, "ConceptMeter", Sampled)
+    unranked = Generator(lm, 31, sae).suggest(req, lambda: False, lambda *_: None)
+    monkeypatch.undo()
+    ranked = Generator(lm, 31, sae).suggest(req, lambda: False, lambda *_: None)
+    assert unranked is not None and ranked is not None
+    scores = seen[0]
+    assert len(unranked.alternatives) == 4 and len(set(scores)) == 4  # four different rows, four scores
+    best_first = sorted(range(4), key=lambda r: -scores[r])
+    assert ranked.alternatives == tuple(unranked.alternatives[r] for r in best_first)
+    assert ranked.alternatives != unranked.alternatives  # the ranking moved something
     # No SAE feature turned: the sampled order is kept.
-    assert ConceptMeter(sae, SteeringSpec(), 3).order() == [0, 1, 2]
+    assert ConceptMeter(sae, SteeringSpec(), 3).order([], []) == [0, 1, 2]
     assert not ConceptMeter(sae, SteeringSpec((SteeringTerm(0.3, feature=3, mode="ablate"),)), 3).active
+
+
+def test_a_steered_suggestion_differs_from_the_unsteered_one(lm, sae):
+    text = "The sea was calm and the boats"
+    # Greedy: the tiny random model's next-token distribution is nearly flat, so a sampled draw
+    # would often land on the same token however the logits move.
+    plain = SuggestRequest(1, text, alternatives=1, max_new_tokens=8, temperature=0)
+    steered_req = SuggestRequest(1, text, alternatives=1, max_new_tokens=8, temperature=0,
+                                 steering=SteeringSpec((SteeringTerm(1.0, feature=22),)))
+    a = Generator(lm, 31, sae).suggest(plain, lambda: False, lambda *_: None)
+    b = Generator(lm, 31, sae).suggest(steered_req, lambda: False, lambda *_: None)
+    again = Generator(lm, 31, sae).suggest(plain, lambda: False, lambda *_: None)
+    assert a is not None and b is not None and again is not None
+    assert a.alternatives == again.alternatives  # the control: same seed, same text
+    assert b.alternatives != a.alternatives

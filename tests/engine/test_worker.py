@@ -6,11 +6,13 @@ import signal
 import time
 from pathlib import Path
 
+from tests.builders import save_topk_sae
 from tinymorph.domain import ModelManifest
 from tinymorph.engine import client as client_module
 from tinymorph.engine.client import EngineClient
 from tinymorph.engine.protocol import (
     Event,
+    FeaturesLit,
     SuggestionReady,
     SuggestRequest,
     WorkerConfig,
@@ -20,9 +22,9 @@ from tinymorph.engine.protocol import (
 )
 
 
-def start(manifest: ModelManifest, tmp_path: Path) -> tuple[EngineClient, "queue.Queue[Event]"]:
+def start(manifest: ModelManifest, tmp_path: Path, sae: str = "default") -> tuple[EngineClient, "queue.Queue[Event]"]:
     events: queue.Queue[Event] = queue.Queue()
-    config = WorkerConfig(manifest, str(tmp_path / "cache"), 511, str(tmp_path / "worker.log"), threads=1)
+    config = WorkerConfig(manifest, str(tmp_path / "cache"), 511, str(tmp_path / "worker.log"), threads=1, sae=sae)
     engine = EngineClient(config)
     engine.start(events.put)
     return engine, events
@@ -40,22 +42,38 @@ def wait_for(events: "queue.Queue[Event]", kind: type, timeout: float = 60.0) ->
     raise AssertionError(f"no {kind.__name__} within {timeout} s")
 
 
-def test_worker_loads_serves_and_the_newest_request_wins(tiny_manifest, tmp_path):
-    engine, events = start(tiny_manifest, tmp_path)
+def test_worker_loads_serves_and_a_request_superseded_in_the_queue_never_starts(tiny_manifest, tmp_path):
+    engine, events = start(tiny_manifest, tmp_path, sae=str(save_topk_sae(tmp_path / "sae")))
     try:
         ready = wait_for(events, WorkerReady)
         assert ready.context_tokens == 31
-        # Two requests at once: the first is abandoned, only the second is answered.
+        # Two requests at once: the worker takes the newest; the first never starts (no lens, no text).
         engine.request(SuggestRequest(1, "The sea", max_new_tokens=200, alternatives=3, temperature=1.0))
         engine.request(SuggestRequest(2, "The sea was", max_new_tokens=4))
         answer = wait_for(events, SuggestionReady)
         assert answer.request_id == 2
         time.sleep(0.5)
-        leftovers = [e for e in iter_events(events) if isinstance(e, SuggestionReady)]
-        assert all(e.request_id == 2 for e in leftovers)
+        assert not [e for e in iter_events(events) if getattr(e, "request_id", None) == 1]
     finally:
         engine.stop()
     assert engine.pid is None or not _alive(engine.pid)
+
+
+def test_a_request_superseded_mid_generation_is_abandoned_between_tokens(tiny_manifest, tmp_path):
+    engine, events = start(tiny_manifest, tmp_path, sae=str(save_topk_sae(tmp_path / "sae")))
+    try:
+        wait_for(events, WorkerReady)
+        # 8 rows of up to 256 tokens: it cannot be over (every row at a line or sentence end) by then.
+        engine.request(SuggestRequest(1, "The sea", max_new_tokens=256, alternatives=8, temperature=1.0))
+        started = wait_for(events, FeaturesLit)  # sent after the first step: request 1 is generating
+        assert started.request_id == 1
+        engine.request(SuggestRequest(2, "The sea was", max_new_tokens=4))
+        answer = wait_for(events, SuggestionReady)
+        assert answer.request_id == 2  # request 1 never finished: abandoned mid-generation
+        time.sleep(0.5)
+        assert all(e.request_id == 2 for e in iter_events(events) if isinstance(e, SuggestionReady))
+    finally:
+        engine.stop()
 
 
 def test_a_killed_worker_is_reported_and_restarted(tiny_manifest, tmp_path, monkeypatch):
@@ -134,3 +152,63 @@ def test_not_enough_memory_to_load_is_one_clear_message(tiny_manifest, tmp_path,
     monkeypatch.setattr(worker, "load_model", out_of_memory)
     failed = [e for e in _serve_until_failed(tiny_manifest, tmp_path) if isinstance(e, WorkerFailed)]
     assert len(failed) == 1 and "not enough memory" in failed[0].message
+
+
+def test_a_request_that_keeps_killing_the_worker_stops_the_restarts(tmp_path, monkeypatch):
+    """The editor re-asks after every restart; after 3 deaths on the same request the client gives
+    up and says why, instead of restarting (and dying) forever."""
+    from tests.engine.scripted_workers import dies_on_boom
+
+    monkeypatch.setattr(client_module, "BACKOFF_S", (0.05,))
+    events: queue.Queue[Event] = queue.Queue()
+    config = WorkerConfig(ModelManifest("scripted", "local", "."), str(tmp_path), 511, str(tmp_path / "worker.log"))
+    engine = EngineClient(config, target=dies_on_boom)
+    engine.start(events.put)
+    try:
+        wait_for(events, WorkerReady)
+        engine.request(SuggestRequest(1, "fine"))
+        assert wait_for(events, SuggestionReady).request_id == 1  # answered: never blamed
+        for attempt in range(2):
+            engine.request(SuggestRequest(10 + attempt, "boom", seed=attempt))  # as the editor re-asks
+            wait_for(events, WorkerDied)
+            wait_for(events, WorkerReady)  # restarted
+        engine.request(SuggestRequest(12, "boom", seed=2))  # the third death: no restart
+        failed = wait_for(events, WorkerFailed)
+        assert "3 times while answering the same request (a suggestion at the cursor)" in failed.message
+        time.sleep(0.5)
+        assert not any(isinstance(e, (WorkerReady, WorkerDied)) for e in iter_events(events))  # no restart
+    finally:
+        engine.stop()
+
+
+def test_an_unexpected_error_in_a_request_is_reported_and_the_worker_goes_on(tiny_manifest, tmp_path, monkeypatch):
+    """A fault while serving a request (a tokenizer ValueError, say) becomes RequestFailed; the next
+    request is served by the same process."""
+    from tinymorph.engine import worker
+    from tinymorph.engine.protocol import RequestFailed, Shutdown
+
+    real = worker.Generator.suggest
+
+    def suggest(self, request, *args, **kwargs):
+        if request.text == "bad":
+            raise ValueError("the tokenizer choked")
+        return real(self, request, *args, **kwargs)
+
+    monkeypatch.setattr(worker.Generator, "suggest", suggest)
+    requests: queue.Queue = queue.Queue()
+    requests.put(SuggestRequest(1, "bad"))
+    emitted: list[Event] = []
+
+    def emit(event: Event) -> None:
+        emitted.append(event)
+        if isinstance(event, RequestFailed):
+            requests.put(SuggestRequest(2, "The sea", max_new_tokens=2))
+        if isinstance(event, SuggestionReady):
+            requests.put(Shutdown())
+
+    config = WorkerConfig(tiny_manifest, str(tmp_path / "cache"), 511, str(tmp_path / "worker.log"), threads=1,
+                          sae="none")
+    worker.serve(config, requests, emit)
+    failed = [e for e in emitted if isinstance(e, RequestFailed)]
+    assert [(e.request_id, e.message) for e in failed] == [(1, "ValueError: the tokenizer choked")]
+    assert [e.request_id for e in emitted if isinstance(e, SuggestionReady)] == [2]

@@ -5,8 +5,6 @@ import torch
 
 from tests.builders import save_topk_sae
 from tinymorph.domain import SteeringSpec, SteeringTerm
-from tinymorph.engine.generate import Generator
-from tinymorph.evals.steer import continue_tokens
 from tinymorph.lm.model import decoder_layers
 from tinymorph.lm.steering import resolve_steering, steered
 from tinymorph.sae.feature_data import logit_effects
@@ -42,6 +40,16 @@ def _alone(tiny_lm, sae, prompts, feature: int, strength: float) -> float:
     return sum(rises) / len(rises)
 
 
+@torch.no_grad()
+def _greedy(tiny_lm, ids: list[int], steering, tokens: int) -> list[int]:
+    """`tokens` greedy tokens after `ids`, steered at every position but BOS (the probe's decoding)."""
+    out = list(ids)
+    with steered(decoder_layers(tiny_lm.model)[tiny_lm.hook_layer], steering):  # the SAE's layer too
+        for _ in range(tokens):
+            out.append(int(tiny_lm.model(input_ids=torch.tensor([out])).logits[0, -1].argmax()))
+    return out[len(ids):]
+
+
 def test_batched_scores_equal_steering_each_feature_alone(tiny_lm, sae):
     prompts = _prompts(tiny_lm)
     scores = output_scores(tiny_lm, sae, prompts, strength=0.5, batch=5)  # batches cut across features
@@ -55,13 +63,13 @@ def test_the_probe_concept_rate_is_steer_evals_measure_batched(tiny_lm, sae):
     prompts = _prompts(tiny_lm)
     features = [0, 3, 7, 11]
     rates = probe_concept_rates(tiny_lm, sae, prompts, features, strength=2.0, tokens=5, batch=3)
-    gen = Generator(tiny_lm, 31, sae)
     for feature, rate in zip(features, rates.tolist(), strict=True):
         shows = 0
         for ids in prompts:
             text = tiny_lm.tokenizer.decode(ids[1:])
-            base, _ = continue_tokens(gen, text, SteeringSpec(), 5)
-            mine, _ = continue_tokens(gen, text, SteeringSpec((SteeringTerm(2.0, feature=feature),)), 5)
+            base = _greedy(tiny_lm, ids, None, 5)
+            mine = _greedy(tiny_lm, ids, resolve_steering(
+                SteeringSpec((SteeringTerm(2.0, feature=feature),)), 64, tiny_lm.median_norm, sae), 5)
             acts = [feature_activations(tiny_lm, sae, text + tiny_lm.tokenizer.decode(c))[-5:, feature].mean()
                     for c in (mine, base)]
             shows += float(acts[0]) > float(acts[1])

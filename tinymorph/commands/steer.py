@@ -5,6 +5,7 @@ Errors reach `cli.main`.
 """
 
 import argparse
+import dataclasses
 import shlex
 import statistics
 import sys
@@ -24,6 +25,7 @@ def shown(strength: float) -> str:
 
 def main(argv: list[str]) -> int:
     from tinymorph.config import Settings
+    from tinymorph.engine.generate import Generator, max_act_tensor
     from tinymorph.evals.steer import GREEDY, Decoding, decode_throughput, pick_features, steer_eval
     from tinymorph.features import load_feature_data
     from tinymorph.sae.corpus import open_corpus
@@ -64,10 +66,13 @@ def main(argv: list[str]) -> int:
     chunks = list(open_corpus(args.corpus, args.exclude).chunks("heldout"))
     prompts = [" ".join(c.split()[:60]) for c in chunks[:: max(1, len(chunks) // args.prompts)]][: args.prompts]
     defaults = Settings()
-    decoding = GREEDY if args.greedy else Decoding(defaults.temperature, defaults.alternatives, args.seed)
-    results = steer_eval(lm, sae, data, prompts, features, strengths, args.tokens, console.print, decoding)
-    # interleaved; the median of 5
-    speed = decode_throughput(lm, sae, prompts[0], [1, 16], repeats=5, decoding=decoding)
+    decoding = (
+        dataclasses.replace(GREEDY, tokens=args.tokens) if args.greedy
+        else Decoding(defaults.temperature, defaults.alternatives, args.seed, args.tokens)
+    )
+    gen = Generator(lm, defaults.context_tokens, sae, max_act_tensor(data))
+    results = steer_eval(lm, sae, data, prompts, features, strengths, console.print, decoding, gen)
+    speed = decode_throughput(gen, prompts[:3], [1, 16], decoding, repeats=5)  # interleaved; the median of 5
     table = Table(
         title=f"steering {sae.sae_id}: {len(prompts)} held-out prompts, {args.tokens} tokens, {decoding.describe()}"
     )

@@ -5,9 +5,12 @@ the worker module is imported only inside the child process, in `_child_entry`.
 Events reach the caller through `on_event`, called from a background thread; the UI turns
 them into Textual messages. If the worker dies, a WorkerDied event is sent and a new worker
 starts after a backoff (1, 2, 4, 8, ... 30 s); a worker that reported WorkerFailed (the model
-cannot load) is not restarted, since it would fail again.
+cannot load) is not restarted, since it would fail again. Nor is one that died
+`CRASHES_PER_REQUEST` times while the same request was unanswered (the editor would send it
+again after every restart): the client then reports WorkerFailed itself, saying why.
 """
 
+import dataclasses
 import itertools
 import multiprocessing
 import queue
@@ -17,9 +20,15 @@ from multiprocessing import resource_tracker
 from multiprocessing.context import SpawnProcess
 
 from tinymorph.engine.protocol import (
+    ComparisonReady,
+    DirectionMade,
     Event,
+    FeatureSearchReady,
     Request,
+    RequestFailed,
     Shutdown,
+    SuggestionReady,
+    SuggestRequest,
     WorkerConfig,
     WorkerDied,
     WorkerFailed,
@@ -27,6 +36,23 @@ from tinymorph.engine.protocol import (
 )
 
 BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
+CRASHES_PER_REQUEST = 3
+"""Worker deaths with the same request unanswered after which the client stops restarting it."""
+_ANSWERS = (SuggestionReady, RequestFailed, ComparisonReady, FeatureSearchReady, DirectionMade)
+_WHAT = {
+    "SuggestRequest": "a suggestion at the cursor",
+    "CompareRequest": "a comparison",
+    "SearchFeatures": "a feature search",
+    "MakeDirection": "a 'more like this' slider",
+}
+
+
+def fingerprint(request: Request) -> str:
+    """What makes two requests the same request, whatever their id and seed."""
+    if isinstance(request, Shutdown):
+        return "Shutdown()"
+    changes = {"request_id": 0, **({"seed": 0} if hasattr(request, "seed") else {})}
+    return repr(dataclasses.replace(request, **changes))
 
 
 def _child_entry(config: WorkerConfig, requests: "queue.Queue[Request]", events: "queue.Queue[Event]") -> None:
@@ -39,11 +65,13 @@ def _child_entry(config: WorkerConfig, requests: "queue.Queue[Request]", events:
 class EngineClient:
     """Owns one worker process at a time (spawned, never forked: the UI has threads)."""
 
-    def __init__(self, config: WorkerConfig) -> None:
+    def __init__(self, config: WorkerConfig, target: Callable[..., None] = _child_entry) -> None:
         """Build the client; no process starts until `start`. Create it before a Textual app
         runs: multiprocessing's resource tracker is started here, because under Textual
-        `sys.stderr` has no file descriptor and the tracker cannot start."""
+        `sys.stderr` has no file descriptor and the tracker cannot start. `target(config,
+        requests, events)` is what the process runs (tests pass a scripted worker)."""
         self.config = config
+        self.target = target
         self.on_event: Callable[[Event], None] = lambda _event: None
         self._ctx = multiprocessing.get_context("spawn")
         resource_tracker.ensure_running()
@@ -56,6 +84,10 @@ class EngineClient:
         self._thread: threading.Thread | None = None
         self._failed = False
         self._restarts = 0
+        self._pending: dict[int, Request] = {}
+        """Requests sent and not answered yet, by id (only the newest suggestion is kept)."""
+        self._crashes: dict[str, int] = {}
+        """Worker deaths per unanswered request (by fingerprint)."""
 
     @property
     def pid(self) -> int | None:
@@ -78,7 +110,7 @@ class EngineClient:
             self._requests = self._ctx.Queue()
             self._events = self._ctx.Queue()
             self._process = self._ctx.Process(
-                target=_child_entry,
+                target=self.target,
                 args=(self.config, self._requests, self._events),
                 name="tinymorph-worker",
                 daemon=True,
@@ -90,6 +122,10 @@ class EngineClient:
         requests are all served in order. Dropped if no worker runs."""
         with self._lock:
             if self._requests is not None and self._process is not None and self._process.is_alive():
+                if isinstance(req, SuggestRequest):  # the worker abandons older suggestions
+                    self._pending = {i: r for i, r in self._pending.items() if not isinstance(r, SuggestRequest)}
+                if not isinstance(req, Shutdown):
+                    self._pending[req.request_id] = req
                 self._requests.put(req)
 
     def _pump(self) -> None:
@@ -103,6 +139,13 @@ class EngineClient:
                     continue
                 if self._failed:
                     return
+                if (culprit := self._blame()) is not None:
+                    self._failed = True
+                    self.on_event(WorkerFailed(
+                        f"the model process stopped {CRASHES_PER_REQUEST} times while answering the same request "
+                        f"({culprit}); suggestions are off until tinymorph restarts (details: {self.config.log_file})"
+                    ))
+                    return
                 delay = BACKOFF_S[min(self._restarts, len(BACKOFF_S) - 1)]
                 self._restarts += 1
                 self.on_event(WorkerDied(process.exitcode, delay))
@@ -114,7 +157,23 @@ class EngineClient:
                 self._failed = True
             elif isinstance(event, WorkerReady):
                 self._restarts = 0
+            elif isinstance(event, _ANSWERS):
+                with self._lock:
+                    self._pending.pop(event.request_id, None)
             self.on_event(event)
+
+    def _blame(self) -> str | None:
+        """Count a death against every unanswered request; the description of one that has now
+        killed the worker CRASHES_PER_REQUEST times, or None."""
+        with self._lock:
+            pending, self._pending = list(self._pending.values()), {}
+        culprit = None
+        for request in pending:
+            key = fingerprint(request)
+            self._crashes[key] = self._crashes.get(key, 0) + 1
+            if self._crashes[key] >= CRASHES_PER_REQUEST:
+                culprit = _WHAT.get(type(request).__name__, type(request).__name__)
+        return culprit
 
     def stop(self, timeout: float = 3.0) -> None:
         """Ask the worker to exit, then kill it if it has not after `timeout` seconds."""

@@ -1,13 +1,23 @@
 """Generation of continuations with KV-cache reuse across requests (runs in the worker).
 
 Owns: building the token context from the text before the cursor, reusing the KV cache of the
-previous request for the common token prefix, sampling several alternatives in one batch, and
-stopping them at a sentence or line end. Imports torch; no Textual, no store.
+previous request for the common token prefix, sampling several alternatives in one batch,
+stopping them at a sentence or line end, ranking them, and the feature lens. Every caller that
+wants what the editor shows (the worker, `tinymorph steer eval`, the benchmarks) calls
+`Generator.suggest`: there is one decode loop. Imports torch; no Textual, no store.
 
-The loop is plain and reads top to bottom, like nanoGPT's `sample.py`.
+The loop is plain and reads top to bottom, like nanoGPT's `sample.py`:
+1. prefill the context but its last token into the prefix cache (reused across requests);
+2. copy that cache to one row per alternative and run the last context token (step 0): its
+   logits give each row its first token, and the hook layer's reading there gives the lens;
+3. decode all rows together, one token a step, until every row has reached a sentence end.
+By default the steering acts from step 0 on (the cursor), so the prefix cache does not depend on
+the sliders and a slider nudge costs no prefill (docs/steering.md measures that it steers as
+well as steering every position); `steer_prompt=True` steers the prefix too.
 """
 
 import copy
+import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -41,12 +51,12 @@ LensRow = tuple[tuple[int, float], ...] | None
 
 @dataclass
 class PrefixCache:
-    """The KV cache of the last context, batch 1, and the logits at its last position."""
+    """The KV cache (batch 1) of the context but its last token, as of the last request."""
 
     ids: list[int]
     cache: DynamicCache
     steering_key: tuple
-    last_logits: torch.Tensor  # (V,) float32
+    """The steering it was built under: () unless the generator steers the prompt."""
     lens: list[LensRow]
     """One row per position of `ids` (the feature lens's memory of the unsteered residual)."""
 
@@ -73,13 +83,21 @@ def sample(
 ) -> torch.Tensor:
     """Sample one token per row from `logits` (B, V) at `temperature`, among the tokens whose
     probability is at least `min_p` times the row's most likely one; greedy when temperature
-    is 0. Returns (B,) token ids."""
+    is 0. Returns (B,) token ids.
+
+    The min-p test is done on the logits (p_i / p_max >= min_p  <=>  l_i >= l_max + T ln min_p),
+    so that the softmax runs over the few tokens kept, not the whole vocabulary: ~0.3 ms per
+    step for 3 rows of 262,144 logits, against ~17 ms for a full softmax on 2 CPU cores."""
     if temperature <= 0:
         return logits.argmax(dim=-1)
-    probs = torch.softmax(logits.float() / temperature, dim=-1)  # (B, V)
-    if min_p > 0:
-        probs = probs * (probs >= min_p * probs.amax(dim=-1, keepdim=True))  # multinomial renormalises
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)  # (B,)
+    logits = logits.float()
+    floor = logits.amax(dim=-1, keepdim=True) + (temperature * math.log(min_p) if min_p > 0 else -math.inf)  # (B, 1)
+    tokens = []
+    for row, bar in zip(logits, floor, strict=True):
+        kept = (row >= bar).nonzero().squeeze(-1)  # (k,) candidate ids
+        probs = torch.softmax(row[kept] / temperature, dim=-1)  # (k,)
+        tokens.append(kept[torch.multinomial(probs, 1, generator=generator)])
+    return torch.cat(tokens)  # (B,)
 
 
 def max_act_tensor(data: FeatureData) -> torch.Tensor:
@@ -89,20 +107,20 @@ def max_act_tensor(data: FeatureData) -> torch.Tensor:
 
 
 class ConceptMeter:
-    """How strongly the features the writer turned up fire on each alternative, recorded while it
-    is decoded and encoded by the SAE once at the end, so that the alternative shown first is
-    the one that shows them most.
+    """How strongly the features the writer turned up fire on each alternative, from the hook
+    layer's readings taken while it was decoded, encoded by the SAE once at the end, so that the
+    alternative shown first is the one that shows them most.
 
-    The meter reads the hook layer's output *before* the steering hook adds to it. Steering
+    The readings are the hook layer's output *before* the steering hook adds to it. Steering
     acts only after that layer, so up to there every position (and every key and value the
     layers up to it attend to) is exactly what the unsteered model computes on the same tokens:
-    the reading equals re-encoding the generated text with the unsteered model and the SAE, as
-    `tinymorph steer eval` does, at no extra forward pass.
+    the reading equals re-encoding the generated text with the unsteered model and the SAE, at no
+    extra forward pass.
 
     Score of a row: the mean over its generated tokens of sum_i sign(strength_i) * a_i / max_i,
-    over the spec's active "add" terms with an SAE feature i (a_i its SAE activation, max_i its
-    max on held-out text, 1 when unknown). A spec with no such term makes an inactive meter
-    (`active` False), which keeps the sampled order.
+    over the spec's "add" terms with an SAE feature i and a non-zero strength (a_i its SAE
+    activation, max_i its max on held-out text, 1 when unknown). A spec with no such term makes
+    an inactive meter (`active` False), which keeps the sampled order.
     Method: best-of-n sampling (as in Nakano et al. 2021, WebGPT, with a reward model), here
     ranked by the SAE's own reading instead.
     """
@@ -113,68 +131,53 @@ class ConceptMeter:
         terms = [
             (t.feature, 1.0 if t.strength > 0 else -1.0)
             for t in spec.terms
-            if t.active and t.mode == "add" and t.feature is not None and t.strength != 0
+            if t.mode == "add" and t.feature is not None and t.strength != 0
         ]
         self.sae = sae if terms else None
         self.features = torch.tensor([f for f, _ in terms], dtype=torch.long)  # (k,)
         scale = max_acts[self.features] if max_acts is not None and terms else torch.ones(len(terms))
         self.weights = torch.tensor([sign for _, sign in terms]) / scale  # (k,)
         self.rows = rows
-        self._read: list[torch.Tensor] = []  # (rows, d) hook-layer output, one per forward pass
-        self._live: list[list[bool]] = []
-        self._last: torch.Tensor | None = None
-        self._scores: torch.Tensor | None = None
 
     @property
     def active(self) -> bool:
         return self.sae is not None
 
-    @contextmanager
-    def reading(self, layer: torch.nn.Module) -> Iterator[None]:
-        """Keep the last position of every forward pass through `layer` while open (a hook
-        placed before any steering hook). Does nothing when the meter is inactive."""
-        if self.sae is None:
-            yield
-            return
+    def scores(self, readings: list[torch.Tensor], live: list[list[bool]]) -> torch.Tensor:
+        """(rows,) mean score per token read (0 for a row with none). `readings`: one (rows, d)
+        hook-layer output per decode step; `live`: which rows' tokens at that step belong to
+        their text. The SAE encodes all the readings in one call, not one per decode step
+        (~4 ms for 24 steps of 3 rows on 2 CPU cores)."""
+        if not readings or self.sae is None:
+            return torch.zeros(self.rows)
+        hidden = torch.stack(readings)  # (steps, rows, d)
+        acts = self.sae.encode(hidden.float())[..., self.features]  # (steps, rows, k)
+        mask = torch.tensor(live, dtype=torch.float32)  # (steps, rows)
+        per_token = (acts @ self.weights) * mask  # (steps, rows)
+        return per_token.sum(0) / mask.sum(0).clamp(min=1)
 
-        def hook(_m: torch.nn.Module, _a: object, out: object) -> None:
-            hidden = out[0] if isinstance(out, tuple) else out  # (B, T, d)
-            self._last = hidden[:, -1].detach().clone()  # (B, d)
-
-        handle = layer.register_forward_hook(hook, prepend=True)
-        try:
-            yield
-        finally:
-            handle.remove()
-
-    def count(self, live: list[bool]) -> None:
-        """Count the last reading for the rows in `live` (rows whose fed token is part of their text)."""
-        if self._last is None:
-            return
-        self._read.append(self._last)
-        self._live.append(live)
-        self._last = None
-        self._scores = None
-
-    def scores(self) -> torch.Tensor:
-        """(rows,) mean score per token read (0 for a row with none). The SAE encodes all the
-        readings in one call here, not one per decode step: ~4 ms for 24 steps of 3 rows on 2
-        CPU cores, against ~1 ms per call when encoding at every ~74 ms step."""
-        if self._scores is None:
-            if not self._read or self.sae is None:
-                self._scores = torch.zeros(self.rows)
-            else:
-                hidden = torch.stack(self._read)  # (steps, rows, d)
-                acts = self.sae.encode(hidden.float())[..., self.features]  # (steps, rows, k)
-                mask = torch.tensor(self._live, dtype=torch.float32)  # (steps, rows)
-                per_token = (acts @ self.weights) * mask  # (steps, rows)
-                self._scores = per_token.sum(0) / mask.sum(0).clamp(min=1)
-        return self._scores
-
-    def order(self) -> list[int]:
+    def order(self, readings: list[torch.Tensor], live: list[list[bool]]) -> list[int]:
         """Rows, best first; ties (and an inactive meter) keep the sampled order."""
-        scores = self.scores().tolist()
-        return sorted(range(len(scores)), key=lambda r: -scores[r]) if self.active else list(range(len(scores)))
+        if not self.active:
+            return list(range(self.rows))
+        scores = self.scores(readings, live).tolist()
+        return sorted(range(len(scores)), key=lambda r: -scores[r])
+
+
+@contextmanager
+def _reading(layer: torch.nn.Module, into: list[torch.Tensor]) -> Iterator[None]:
+    """Append the last position of `layer`'s output, (B, d), at every forward pass while open.
+    Registered first (prepend), so it reads the output before any steering hook adds to it."""
+
+    def hook(_m: torch.nn.Module, _a: object, out: object) -> None:
+        hidden = out[0] if isinstance(out, tuple) else out  # (B, T, d)
+        into.append(hidden[:, -1].detach().clone())  # type: ignore[index]
+
+    handle = layer.register_forward_hook(hook, prepend=True)
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 class Generator:
@@ -185,10 +188,12 @@ class Generator:
 
     def __init__(
         self, lm: LoadedModel, context_tokens: int, sae: FeatureSource | None = None,
-        max_acts: torch.Tensor | None = None,
+        max_acts: torch.Tensor | None = None, steer_prompt: bool = False,
     ) -> None:
         """`sae` (optional) gives steering by feature and the feature lens; `max_acts` (d_sae,)
-        scales lens activations to fractions of each feature's max on held-out text."""
+        scales lens activations to fractions of each feature's max on held-out text.
+        `steer_prompt`: steer every context position too (the prefix cache is then rebuilt
+        whenever the steering changes); by default steering starts at the last context token."""
         window = lm.sliding_window
         # The sliding-window layers cache window - 1 positions; beyond that a cropped cache
         # would be missing keys, so the context never grows past it.
@@ -196,11 +201,12 @@ class Generator:
         self.lm = lm
         self.sae = sae
         self.max_acts = max_acts
+        self.steer_prompt = steer_prompt
         self._prefix: PrefixCache | None = None
 
     @property
     def prefix(self) -> PrefixCache | None:
-        """The KV cache of the last context (None before the first request)."""
+        """The KV cache of the last context but its last token (None before the first request)."""
         return self._prefix
 
     def context_ids(self, text: str) -> list[int]:
@@ -215,16 +221,10 @@ class Generator:
             tokens = tokens[drop:]
         return bos + tokens
 
-    def _forward(self, ids: torch.Tensor, cache: DynamicCache) -> torch.Tensor:
-        """Run `ids` (B, T) through the model, extending `cache`. Returns last logits (B, V)."""
-        out = self.lm.model(input_ids=ids, past_key_values=cache, use_cache=True)
-        return out.logits[:, -1].float()  # (B, V)
-
-    def _lens_rows(self, resid: torch.Tensor, starts_at_bos: bool) -> list[LensRow]:
-        """Encode the last LENS_TOKENS positions of `resid` (T, d) with the SAE; earlier
-        positions (and BOS) get None."""
+    def _lens_rows(self, resid: torch.Tensor, first: int) -> list[LensRow]:
+        """Encode the positions of `resid` (T, d) from `first` on with the SAE (the earlier ones
+        get None): each position's strongest features, as fractions of their held-out max."""
         rows: list[LensRow] = [None] * resid.shape[0]
-        first = max(1 if starts_at_bos else 0, resid.shape[0] - LENS_TOKENS)
         if self.sae is None or first >= resid.shape[0]:
             return rows
         acts = self.sae.encode(resid[first:].float())  # (n, F)
@@ -235,52 +235,61 @@ class Generator:
             rows[first + offset] = tuple((i, v) for i, v in zip(idx, val, strict=True) if v > 0)
         return rows
 
-    def lens(self) -> tuple[tuple[int, float], ...]:
-        """The LENS_FEATURES features most active (max over the last LENS_TOKENS positions of
-        the current prefix), strongest first; empty without an SAE."""
-        if self._prefix is None:
-            return ()
+    def lens(self, last: LensRow = None) -> tuple[tuple[int, float], ...]:
+        """The LENS_FEATURES features most active (max over the last LENS_TOKENS positions of the
+        prefix, then `last`, the row of the context's last token), strongest first; empty
+        without an SAE."""
+        rows = ([*self._prefix.lens] if self._prefix is not None else []) + [last]
         best: dict[int, float] = {}
-        for row in self._prefix.lens[-LENS_TOKENS:]:
+        for row in rows[-LENS_TOKENS:]:
             for i, v in row or ():
                 best[i] = max(v, best.get(i, 0.0))
         return tuple(sorted(best.items(), key=lambda kv: -kv[1])[:LENS_FEATURES])
 
-    def prefill(self, ids: list[int], steering_key: tuple) -> tuple[torch.Tensor, int]:
-        """Make the prefix cache hold `ids`, reusing the common prefix of the previous one
-        (only if it was built under the same steering). Must run inside `steered(...)`.
-        Returns (logits at the last position (V,), number of tokens reused)."""
-        prev = self._prefix
+    def prefill(
+        self, ids: list[int], steering_key: tuple = (), logits: bool = False
+    ) -> tuple[torch.Tensor | None, int]:
+        """Make the prefix cache hold `ids`, reusing the common prefix of the previous one (only
+        if it was built under the same `steering_key`); when the generator steers the prompt,
+        call it inside `steered(...)`. Returns (logits at the last position (V,) when `logits`
+        else None, number of tokens reused). If the forward pass raises, no prefix is kept: a
+        cache cropped for a pass that failed must never be reused."""
+        prev, self._prefix = self._prefix, None
         reuse = 0
         if prev is not None and prev.steering_key == steering_key:
             reuse = common_prefix(prev.ids, ids)
-            if reuse == len(ids) == len(prev.ids):
-                return prev.last_logits, reuse
-            reuse = min(reuse, len(ids) - 1)  # at least one token must run to get logits
+            if logits:
+                reuse = min(reuse, len(ids) - 1)  # a pass must run to give logits
         if reuse > 0 and prev is not None:
             cache = prev.cache
-            # A negative count removes that many tokens. Exact only while no sliding-window
-            # layer has dropped keys, which the context cap guarantees.
-            cache.crop(reuse - len(prev.ids))
+            if reuse < len(prev.ids):
+                # A negative count removes that many tokens. Exact only while no sliding-window
+                # layer has dropped keys, which the context cap guarantees.
+                cache.crop(reuse - len(prev.ids))
         else:
-            cache = DynamicCache(config=self.lm.model.config)
+            cache, reuse = DynamicCache(config=self.lm.model.config), 0
         new = torch.tensor([ids[reuse:]])  # (1, T_new)
+        out = None
         captured: list[torch.Tensor] = []
-        handle = None
-        if self.sae is not None:
-            # prepend: runs before the steering hook, so the lens reads the writer's own text.
-            handle = decoder_layers(self.lm.model)[self.lm.hook_layer].register_forward_hook(
-                lambda _m, _a, out: captured.append(out[0] if isinstance(out, tuple) else out), prepend=True
-            )
-        try:
-            logits = self._forward(new, cache)[0]  # (V,)
-        finally:
-            if handle is not None:
-                handle.remove()
+        if new.shape[1]:
+            handle = None
+            if self.sae is not None:
+                # prepend: runs before the steering hook, so the lens reads the writer's own text.
+                handle = decoder_layers(self.lm.model)[self.lm.hook_layer].register_forward_hook(
+                    lambda _m, _a, o: captured.append(o[0] if isinstance(o, tuple) else o), prepend=True
+                )
+            try:
+                out = self.lm.run(new, cache, logits=logits)[0]  # (V,) or (d,)
+            finally:
+                if handle is not None:
+                    handle.remove()
         kept = prev.lens[:reuse] if reuse > 0 and prev is not None else []
-        fresh = self._lens_rows(captured[0][0], reuse == 0) if captured else [None] * new.shape[1]
-        self._prefix = PrefixCache(ids, cache, steering_key, logits, kept + fresh)
-        return logits, reuse
+        if captured:
+            fresh = self._lens_rows(captured[0][0], max(1 if reuse == 0 else 0, new.shape[1] - LENS_TOKENS))
+        else:
+            fresh = [None] * new.shape[1]
+        self._prefix = PrefixCache(ids, cache, steering_key, kept + fresh)
+        return (out if logits else None), reuse
 
     @torch.no_grad()
     def suggest(
@@ -289,15 +298,18 @@ class Generator:
         is_stale: Callable[[], bool],
         on_partial: Callable[[str, float], None],
         on_lens: Callable[[tuple[tuple[int, float], ...]], None] = lambda _f: None,
+        rank_by: SteeringSpec | None = None,
     ) -> SuggestionReady | None:
-        """Generate `req.alternatives` continuations of `req.text` (sampled with `sample`).
+        """Generate `req.alternatives` continuations of `req.text` (sampled with `sample`), each
+        cut at a sentence or line end (`cut_continuation`), the ones the editor would show.
 
         When the steering turns SAE features up or down, the alternatives come back ordered by
         how much they show those features (`ConceptMeter`), best first; otherwise in the order
-        sampled. Calls `on_lens(features)` once after the prefill (the feature lens, when an SAE
-        is loaded), `on_partial(text, ms)` as alternative 0 grows (the ranking comes at the end),
-        and `is_stale()` between tokens: when it returns True the request is abandoned and None
-        is returned.
+        sampled. `rank_by` ranks by another spec's features instead (the evaluation's
+        selection arm ranks by a slider it does not push). Calls `on_lens(features)` once the
+        context's last token has run (the feature lens, when an SAE is loaded), `on_partial(text,
+        ms)` as alternative 0 grows (the ranking comes at the end), and `is_stale()` between
+        tokens: when it returns True the request is abandoned and None is returned.
         Raises SteeringError if the steering spec does not fit the model.
         """
         t0 = time.perf_counter()
@@ -310,60 +322,73 @@ class Generator:
         layer = decoder_layers(self.lm.model)[self.lm.hook_layer]
         steering = resolve_steering(req.steering, self.lm.d_model, self.lm.median_norm, self.sae)
         n = req.alternatives
-        meter = ConceptMeter(self.sae, req.steering, n, self.max_acts)
+        meter = ConceptMeter(self.sae, rank_by if rank_by is not None else req.steering, n, self.max_acts)
         eos = self.lm.tokenizer.eos_token_id
         generator = torch.Generator().manual_seed(req.seed)
-        with steered(layer, steering):
-            logits, reused = self.prefill(ids, req.steering.key())
-            assert self._prefix is not None
-            on_lens(self.lens())
-            tokens = sample(logits.expand(n, -1), req.temperature, generator)  # (n,)
+        key = req.steering.key() if self.steer_prompt else ()
+        with steered(layer, steering if self.steer_prompt else None):
+            _, reused = self.prefill(ids[:-1], key)
+        assert self._prefix is not None
+        cache = copy.deepcopy(self._prefix.cache)  # the prefix cache stays as the next request needs it
+        cache.batch_repeat_interleave(n)
+        readings: list[torch.Tensor] = []  # (n, d) per forward pass: the hook layer before steering
+        live_rows: list[list[bool]] = []
+        generated: list[list[int]] = [[] for _ in range(n)]
+        shown, done = [""] * n, [False] * n
+        streamed = ""
+        anchor = ids[-_DECODE_ANCHOR_TOKENS:]
+        # Special tokens (<start_of_image>, ...) are never part of the writer's text.
+        anchor_text = self.lm.tokenizer.decode(anchor, skip_special_tokens=True)
+        steps, decode_start = 0, time.perf_counter()
+        with steered(layer, steering), _reading(layer, readings):
+            logits = self.lm.run(torch.tensor([ids[-1:]] * n), cache)  # (n, V): step 0, the last context token
+            steps += 1
+            if self.sae is not None:
+                last_row = self._lens_rows(readings[0][:1], 0)[0] if len(ids) > 1 else None  # never BOS
+                on_lens(self.lens(last_row))
+            tokens = sample(logits, req.temperature, generator)  # (n,)
             first_token_ms = ms()
-            cache = copy.deepcopy(self._prefix.cache)
-            cache.batch_repeat_interleave(n)
-            generated: list[list[int]] = [[] for _ in range(n)]
-            shown, done = [""] * n, [False] * n
-            streamed = ""
-            anchor = ids[-_DECODE_ANCHOR_TOKENS:]
-            # Special tokens (<start_of_image>, ...) are never part of the writer's text.
-            anchor_text = self.lm.tokenizer.decode(anchor, skip_special_tokens=True)
-            with meter.reading(layer):  # every decode step, not the prefill
-                for step in range(req.max_new_tokens):
-                    last_step = step == req.max_new_tokens - 1
-                    live = [False] * n  # rows whose token this step is part of their text
-                    for row in range(n):
-                        if done[row]:
+            for step in range(req.max_new_tokens):
+                last_step = step == req.max_new_tokens - 1
+                live = [False] * n  # rows whose token this step is part of their text
+                for row in range(n):
+                    if done[row]:
+                        continue
+                    token = int(tokens[row])
+                    if token == eos:
+                        done[row] = True
+                        shown[row] = cut_continuation(shown[row], finished=True)[0]
+                        continue
+                    generated[row].append(token)
+                    live[row] = True
+                    decoded = self.lm.tokenizer.decode(anchor + generated[row], skip_special_tokens=True)
+                    raw = decoded[len(anchor_text) :]
+                    if needs_space:
+                        if not raw.startswith(" "):
+                            done[row], shown[row] = True, ""
                             continue
-                        token = int(tokens[row])
-                        if token == eos:
-                            done[row] = True
-                            shown[row] = cut_continuation(shown[row], finished=True)[0]
-                            continue
-                        generated[row].append(token)
-                        live[row] = True
-                        decoded = self.lm.tokenizer.decode(anchor + generated[row], skip_special_tokens=True)
-                        raw = decoded[len(anchor_text) :]
-                        if needs_space:
-                            if not raw.startswith(" "):
-                                done[row], shown[row] = True, ""
-                                continue
-                            raw = raw[1:]
-                        shown[row], done[row] = cut_continuation(raw, finished=last_step)
-                    if shown[0] != streamed:
-                        streamed = shown[0]
-                        on_partial(streamed, ms())
-                    if all(done) or last_step:
-                        break
-                    if is_stale():
-                        return None
-                    logits = self._forward(tokens[:, None], cache)  # (n, V)
-                    meter.count(live)
-                    tokens = sample(logits, req.temperature, generator)
+                        raw = raw[1:]
+                    shown[row], done[row] = cut_continuation(raw, finished=last_step)
+                if shown[0] != streamed:
+                    streamed = shown[0]
+                    on_partial(streamed, ms())
+                if all(done) or last_step:
+                    break
+                if is_stale():
+                    return None
+                logits = self.lm.run(tokens[:, None], cache)  # (n, V)
+                steps += 1
+                live_rows.append(live)
+                tokens = sample(logits, req.temperature, generator)
+        order = meter.order(readings[1:], live_rows)  # the ranking's one SAE encode counts as decode time
+        decode_ms = (time.perf_counter() - decode_start) * 1000
         return SuggestionReady(
             request_id=req.request_id,
-            alternatives=tuple(dict.fromkeys(shown[r] for r in meter.order() if shown[r].strip())),
+            alternatives=tuple(dict.fromkeys(shown[r] for r in order if shown[r].strip())),
             first_token_ms=first_token_ms,
             total_ms=ms(),
             prefill_tokens=len(ids) - reused,
             reused_tokens=reused,
+            decode_steps=steps,
+            decode_ms=decode_ms,
         )

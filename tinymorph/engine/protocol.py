@@ -118,7 +118,7 @@ class TokensStreamed:
 
 @dataclass(frozen=True)
 class SuggestionReady:
-    """All alternatives of a request, cut at a sentence or line end.
+    """All alternatives of a request, cut at a sentence or line end, the one to show first first.
 
     Times are in ms from the worker receiving the request. `prefill_tokens` is how many
     context tokens had to be run; `reused_tokens` how many came from the KV cache.
@@ -130,6 +130,12 @@ class SuggestionReady:
     total_ms: float
     prefill_tokens: int
     reused_tokens: int
+    decode_steps: int = 0
+    """Forward passes of all alternatives together from the context's last token on: each gives
+    every alternative still running one token."""
+    decode_ms: float = 0.0
+    """Time spent in those passes, sampling and ranking included (decode tokens/s per
+    alternative = decode_steps / decode_ms * 1000)."""
 
 
 @dataclass(frozen=True)
@@ -229,3 +235,8 @@ class WorkerConfig:
     """The explicit choice to let sae-lens download a registry SAE."""
     threads: int = 0
     """torch intra-op threads; 0 keeps torch's default (one per core)."""
+    int8_decode: bool = False
+    """Decode steps use int8 copies of the weights (`lm.quantize`)."""
+    nice: int = 10
+    """How much lower than the editor the worker's scheduling priority is (`os.nice`); on Linux
+    it also runs as SCHED_BATCH (a throughput task the scheduler does not favour on wake-up)."""

@@ -5,6 +5,7 @@ make it stale, and it is abandoned between tokens. Errors are reported as events
 dying silently. Started by `engine.client` in a separate process; never imported by the UI.
 """
 
+import contextlib
 import os
 import queue
 import time
@@ -104,6 +105,7 @@ def serve(config: WorkerConfig, requests: "queue.Queue[Request]", emit: Callable
             config.manifest,
             Path(config.cache_dir),
             lambda stage, fraction: emit(LoadProgressed(stage, fraction)),
+            int8_decode=config.int8_decode,
         )
     except TinymorphError as exc:
         emit(WorkerFailed(str(exc)))
@@ -130,25 +132,25 @@ def serve(config: WorkerConfig, requests: "queue.Queue[Request]", emit: Callable
         request = inbox.next()
         if isinstance(request, Shutdown):
             return
-        if not isinstance(request, SuggestRequest):
-            _serve_other(request, generator, lm, sae, data, emit)
-            continue
-
-        rid = request.request_id
+        rid = getattr(request, "request_id", 0)
         try:
-            result = generator.suggest(
-                request, inbox.drain, lambda text, ms, rid=rid: emit(TokensStreamed(rid, text, ms)),
-                lambda features, rid=rid: emit(FeaturesLit(rid, features)) if sae is not None else None,
-            )
+            if isinstance(request, SuggestRequest):
+                result = generator.suggest(
+                    request, inbox.drain, lambda text, ms, rid=rid: emit(TokensStreamed(rid, text, ms)),
+                    lambda features, rid=rid: emit(FeaturesLit(rid, features)) if sae is not None else None,
+                )
+                if result is not None:
+                    emit(result)
+            else:
+                _serve_other(request, generator, lm, sae, data, emit)
         except TinymorphError as exc:
             emit(RequestFailed(rid, str(exc)))
-            continue
-        except RuntimeError as exc:  # torch errors (shapes, out of memory) end this request only
+        except Exception as exc:
+            # The request boundary: whatever went wrong (a torch error, a tokenizer ValueError, a
+            # damaged file) ends this request only. The traceback goes to the worker log; the
+            # generator has dropped any KV cache the failure could have left half-updated.
             traceback.print_exc()
-            emit(RequestFailed(rid, f"generation failed: {exc}"))
-            continue
-        if result is not None:
-            emit(result)
+            emit(RequestFailed(rid, f"{type(exc).__name__}: {exc}"))
 
 
 def _load_sae(
@@ -183,28 +185,23 @@ def _serve_other(
     request: Request, generator: Generator, lm: LoadedModel, sae: LoadedSAE | None, data: FeatureData | None,
     emit: Callable[[Event], None],
 ) -> None:
-    """Compare, feature search and "more like this": short requests, never abandoned midway."""
+    """Compare, feature search and "more like this": short requests, never abandoned midway.
+    Errors propagate to the request loop, which reports them."""
     rid = getattr(request, "request_id", 0)
-    try:
-        if isinstance(request, CompareRequest):
-            texts = []
-            for spec in (SteeringSpec(), request.steering):
-                req = SuggestRequest(rid, request.text, steering=spec, alternatives=1, seed=request.seed,
-                                     max_new_tokens=request.max_new_tokens, temperature=request.temperature)
-                result = generator.suggest(req, lambda: False, lambda _t, _ms: None)
-                texts.append(result.alternatives[0] if result and result.alternatives else "")
-            emit(ComparisonReady(rid, texts[0], texts[1]))
-        elif isinstance(request, SearchFeatures):
-            scores = activation_scores(lm, sae, data, request.text) if sae is not None and data is not None else {}
-            emit(FeatureSearchReady(rid, request.text, tuple(sorted(scores.items(), key=lambda kv: -kv[1]))))
-        elif isinstance(request, MakeDirection):
-            vector, n = more_like_this(lm, request.text)
-            emit(DirectionMade(rid, request.name, tuple(float(x) for x in vector), n))
-    except TinymorphError as exc:
-        emit(RequestFailed(rid, str(exc)))
-    except RuntimeError as exc:
-        traceback.print_exc()
-        emit(RequestFailed(rid, f"request failed: {exc}"))
+    if isinstance(request, CompareRequest):
+        texts = []
+        for spec in (SteeringSpec(), request.steering):
+            req = SuggestRequest(rid, request.text, steering=spec, alternatives=1, seed=request.seed,
+                                 max_new_tokens=request.max_new_tokens, temperature=request.temperature)
+            result = generator.suggest(req, lambda: False, lambda _t, _ms: None)
+            texts.append(result.alternatives[0] if result and result.alternatives else "")
+        emit(ComparisonReady(rid, texts[0], texts[1]))
+    elif isinstance(request, SearchFeatures):
+        scores = activation_scores(lm, sae, data, request.text) if sae is not None and data is not None else {}
+        emit(FeatureSearchReady(rid, request.text, tuple(sorted(scores.items(), key=lambda kv: -kv[1]))))
+    elif isinstance(request, MakeDirection):
+        vector, n = more_like_this(lm, request.text)
+        emit(DirectionMade(rid, request.name, tuple(float(x) for x in vector), n))
 
 
 def worker_main(config: WorkerConfig, requests: "queue.Queue[Request]", events: "queue.Queue[Event]") -> None:
@@ -213,6 +210,7 @@ def worker_main(config: WorkerConfig, requests: "queue.Queue[Request]", events: 
     log = os.open(config.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.dup2(log, 1)
     os.dup2(log, 2)
+    _lower_priority(config.nice)
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -220,3 +218,16 @@ def worker_main(config: WorkerConfig, requests: "queue.Queue[Request]", events: 
         os.environ["HF_HUB_OFFLINE"] = "1"
         os.environ["TRANSFORMERS_OFFLINE"] = "1"
     serve(config, requests, events.put)
+
+
+def _lower_priority(nice: int) -> None:
+    """Let the editor's process win the CPU: a higher nice value and, on Linux, SCHED_BATCH (the
+    scheduler does not let a batch task preempt others when it wakes up). Set before torch starts
+    its threads, which inherit both. Refusals (no permission, another OS) are ignored."""
+    if nice <= 0:
+        return
+    with contextlib.suppress(OSError):
+        os.nice(nice)
+    if hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_BATCH"):
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))

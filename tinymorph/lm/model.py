@@ -6,8 +6,10 @@ residual-stream norm at the hook layer (the unit of steering strength).
 Must not import Textual or the store.
 """
 
+import functools
 import hashlib
 import importlib
+import inspect
 import json
 import os
 import shutil
@@ -17,11 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoModelForCausalLM, AutoTokenizer, Cache, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
 from tinymorph.domain import ModelManifest
 from tinymorph.errors import ModelError, NetworkDisabledError
+from tinymorph.lm.attention import use_decode_attention
+from tinymorph.lm.quantize import quantize_for_decode
 
 Progress = Callable[[str, float | None], None]
 META_FILE = "tinymorph.json"
@@ -58,6 +62,28 @@ class LoadedModel:
     @property
     def sliding_window(self) -> int | None:
         return getattr(self.model.config, "sliding_window", None)
+
+    def run(
+        self, input_ids: torch.Tensor, cache: Cache | None = None, *, logits: bool = True
+    ) -> torch.Tensor:
+        """One forward pass of `input_ids` (B, T), extending `cache` when given.
+
+        Returns the logits at the last position (B, V) float32 when `logits`, else the final
+        hidden state at the last position (B, d) (no unembedding: a prefill whose logits nobody
+        reads skips the 262k-row matmul). Passes the cache under the keyword this version of
+        transformers takes (`cache` in 5.2x, `past_key_values` before).
+        """
+        kwargs: dict[str, object] = {"use_cache": cache is not None}
+        if cache is not None:
+            kwargs[_cache_keyword(type(self.model))] = cache
+        if logits:
+            return self.model(input_ids=input_ids, logits_to_keep=1, **kwargs).logits[:, -1].float()
+        return self.model.model(input_ids=input_ids, **kwargs).last_hidden_state[:, -1]
+
+
+@functools.cache
+def _cache_keyword(model_class: type) -> str:
+    return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"
 
 
 def decoder_layers(model: PreTrainedModel) -> torch.nn.ModuleList:
@@ -194,8 +220,11 @@ def prepare_model(manifest: ModelManifest, cache_dir: Path, progress: Progress) 
     return target
 
 
-def load_model(manifest: ModelManifest, cache_dir: Path, progress: Progress) -> LoadedModel:
-    """Prepare (if needed) and load the model in eval mode.
+def load_model(
+    manifest: ModelManifest, cache_dir: Path, progress: Progress, *, int8_decode: bool = False
+) -> LoadedModel:
+    """Prepare (if needed) and load the model in eval mode. `int8_decode`: decode steps use int8
+    copies of the linear layers' weights (`lm.quantize`; CPU only, where it is ~2x faster).
 
     Raises NetworkDisabledError if a hub model is asked for while hub access is off
     (`HF_HUB_OFFLINE=1`), ModelError for anything else that prevents loading.
@@ -221,4 +250,7 @@ def load_model(manifest: ModelManifest, cache_dir: Path, progress: Progress) -> 
         norm = json.loads(meta_path.read_text(encoding="utf-8")).get("median_norm", {}).get(str(layer))
     if norm is None:
         norm = measure_median_norm(model, tokenizer, layer)
+    use_decode_attention(model)  # exact; ~10x faster attention per decode step on CPU
+    if int8_decode and model.device.type == "cpu":
+        quantize_for_decode(model)
     return LoadedModel(model, tokenizer, manifest.name, layer, float(norm))
