@@ -127,3 +127,61 @@ def test_only_old_temp_files_of_killed_saves_are_removed(tmp_path: Path):
     assert remove_stale_temps(doc) == [old]
     assert fresh.exists() and other.is_symlink() and unrelated.exists()
     assert doc.read_text() == "kept\n"
+
+
+def test_mixed_line_endings_are_kept_line_by_line(tmp_path: Path):
+    path = tmp_path / "mixed.md"
+    path.write_bytes(b"one\r\ntwo\nthree\r\nfour\r\n")
+    text, fmt = load_document(path)
+    assert text == "one\ntwo\nthree\nfour\n" and fmt.newline == "\r\n"  # the more common ending
+    save_document(path, text, fmt)
+    assert path.read_bytes() == b"one\r\ntwo\nthree\r\nfour\r\n"  # nothing changed, nothing rewritten
+    edited = text.replace("two", "TWO!").replace("three\n", "three\nnew line\n")
+    fmt = save_document(path, edited, fmt)
+    # The edited line keeps its LF, the new line gets the file's more common ending, the rest theirs.
+    assert path.read_bytes() == b"one\r\nTWO!\nthree\r\nnew line\r\nfour\r\n"
+    fmt = save_document(path, "zero\n" + edited, fmt)  # the next save starts from what was written
+    assert path.read_bytes() == b"zero\r\none\r\nTWO!\nthree\r\nnew line\r\nfour\r\n"
+
+
+def test_saving_through_a_symbolic_link_writes_the_file_it_points_to(tmp_path: Path):
+    real = tmp_path / "real.md"
+    real.write_text("old")
+    link = tmp_path / "link.md"
+    link.symlink_to(real)
+    text, fmt = load_document(link)
+    save_document(link, text + " and new", fmt)
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    assert real.read_text() == "old and new"
+
+
+def test_a_new_file_gets_the_umask_and_an_old_one_keeps_its_mode(tmp_path: Path):
+    old = os.umask(0o027)
+    try:
+        save_document(tmp_path / "new.md", "x", DocumentFormat())
+    finally:
+        os.umask(old)
+    assert (tmp_path / "new.md").stat().st_mode & 0o777 == 0o640
+    kept = tmp_path / "kept.md"
+    kept.write_text("y")
+    kept.chmod(0o604)
+    save_document(kept, "z", DocumentFormat())
+    assert kept.stat().st_mode & 0o777 == 0o604
+
+
+def test_the_umask_is_never_changed_while_saving(tmp_path: Path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(os, "umask", lambda mask: calls.append(mask) or 0o022)
+    save_document(tmp_path / "new.md", "x", DocumentFormat())
+    assert calls == []  # no process-wide flip that other threads could see
+
+
+def test_one_file_is_one_document_however_its_path_is_typed(tmp_path: Path, monkeypatch):
+    from tinymorph.document import document_path
+
+    real = tmp_path / "dir" / "notes.md"
+    real.parent.mkdir()
+    real.write_text("x")
+    (tmp_path / "link.md").symlink_to(real)
+    monkeypatch.chdir(tmp_path)
+    assert document_path(Path("dir/../dir/notes.md")) == document_path(Path("link.md")) == document_path(real)

@@ -1,6 +1,5 @@
 """`tinymorph history PATH`: list, diff and restore the versions kept at each save."""
 
-import os
 from pathlib import Path
 
 import pytest
@@ -49,14 +48,15 @@ def test_restore_writes_the_version_keeping_line_endings_and_is_a_new_version(ke
 
 def test_restore_refuses_while_a_tinymorph_has_the_file_open(kept):
     path, ids = kept
-    lock = FileLock(path, app_paths().locks_dir)
-    lock.lock_file.parent.mkdir(parents=True)
-    lock.lock_file.write_text(f'{{"pid": {os.getppid()}, "host": "{os.uname().nodename}", '
-                              f'"started": "2026-11-22T09:00:00+00:00", "path": "{path}"}}')
-    with pytest.raises(DocumentError, match="is open in tinymorph"):
-        from tinymorph.commands.history import main as history
+    lock = FileLock(path, app_paths().locks_dir)  # an editor holding the file (its own open lock)
+    assert lock.acquire() is None
+    try:
+        with pytest.raises(DocumentError, match="is open in tinymorph"):
+            from tinymorph.commands.history import main as history
 
-        history([str(path), "--restore", str(ids[0])])
+            history([str(path), "--restore", str(ids[0])])
+    finally:
+        lock.release()
     assert path.read_bytes() == b"line one\r\nline two\r\n"
 
 

@@ -11,10 +11,12 @@ from pathlib import Path
 
 from tinymorph import __version__
 from tinymorph.cli_common import add_model_options, add_sae_option, load_cli_model, settings_from_args, worker_config
+from tinymorph.document import document_path
 from tinymorph.engine.client import EngineClient
 from tinymorph.errors import TinymorphError
 from tinymorph.lm.manifest import resolve_model
 from tinymorph.lock import FileLock
+from tinymorph.logs import LOG_NAME, route_library_output
 from tinymorph.paths import app_paths, package_data_dir
 from tinymorph.store import Store
 
@@ -57,12 +59,12 @@ def run_editor(argv: list[str]) -> int:
     args = _editor_parser().parse_args(argv)
     paths = app_paths()
     settings = settings_from_args(args, paths)
-    path = args.path.expanduser().absolute()
+    path = document_path(args.path)
     store = Store(paths.database)
     engine = None
     if settings.suggestions:
         engine = EngineClient(worker_config(settings, paths, resolve_model(settings.model, settings.hub_model)))
-    app = make_app(path, settings, store, engine, package_data_dir("themes"), FileLock(path, paths.locks_dir))
+    app = make_app(args.path, settings, store, engine, package_data_dir("themes"), FileLock(path, paths.locks_dir))
     try:
         app.run()
     finally:
@@ -86,6 +88,7 @@ def run_model_command(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `tinymorph` command. Returns the process exit code."""
     argv = sys.argv[1:] if argv is None else argv
+    route_library_output(app_paths().cache_dir / LOG_NAME)  # warnings never print over the editor or a table
     try:
         if argv and argv[0] == "model":
             return run_model_command(argv[1:])

@@ -15,6 +15,7 @@ from tinymorph.config import MAX_CONTEXT_TOKENS, Settings, load_settings
 from tinymorph.domain import ModelManifest
 from tinymorph.engine.protocol import WorkerConfig
 from tinymorph.lm.manifest import resolve_model
+from tinymorph.logs import LOG_NAME
 from tinymorph.paths import AppPaths, app_paths
 
 if TYPE_CHECKING:
@@ -110,7 +111,7 @@ def worker_config(settings: Settings, paths: AppPaths, manifest: ModelManifest) 
         manifest=manifest,
         cache_dir=str(paths.models_cache),
         context_tokens=settings.context_tokens,
-        log_file=str(paths.cache_dir / "worker.log"),
+        log_file=str(paths.cache_dir / LOG_NAME),
         allow_hub=bool(settings.hub_model) or settings.allow_downloads,
         sae=settings.sae,
         allow_downloads=settings.allow_downloads,

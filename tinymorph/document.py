@@ -5,10 +5,11 @@ The editor works on text with "\n" line endings; `DocumentFormat` remembers what
 so that a save writes it back the same way.
 """
 
+import difflib
 import glob
 import os
+import secrets
 import stat
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +22,40 @@ BOM = "\ufeff"
 @dataclass(frozen=True)
 class DocumentFormat:
     """How the file was encoded, kept so that a save does not rewrite what the writer did not
-    change. A new file gets "\n" and no BOM."""
+    change. A new file gets "\n" and no BOM.
+
+    A file that mixes CRLF and LF keeps, line by line, the ending each line had: `mixed` holds
+    the text as loaded (with "\n") and the ending after each of its lines, and a save gives
+    every line that was not changed its old ending and the others `newline`, the file's more
+    common ending."""
 
     newline: str = "\n"
     bom: bool = False
+    mixed: "MixedEndings | None" = None
+
+
+@dataclass(frozen=True)
+class MixedEndings:
+    """The text of a file with mixed line endings, as loaded, and each line's ending."""
+
+    text: str
+    """The text with "\n" line endings."""
+    endings: tuple[str, ...]
+    """The ending ("\r\n" or "\n") after line i, for every line but the last."""
+
+    def apply(self, text: str, default: str) -> str:
+        """`text` (with "\n") with the endings of the lines it shares with the loaded text, matched
+        by `difflib.SequenceMatcher` (a line edited in place keeps its ending too), and
+        `default` for new lines."""
+        old, new = self.text.split("\n"), text.split("\n")
+        endings = [default] * (len(new) - 1)
+        matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
+        for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+            if tag in ("equal", "replace"):
+                for i, j in zip(range(i1, i2), range(j1, j2), strict=False):
+                    if i < len(self.endings) and j < len(endings):
+                        endings[j] = self.endings[i]
+        return "".join(line + ending for line, ending in zip(new, [*endings, ""], strict=True))
 
 
 @dataclass(frozen=True)
@@ -34,6 +65,13 @@ class DiskStamp:
     mtime_ns: int
     size: int
     """In bytes."""
+
+
+def document_path(typed: Path) -> Path:
+    """The one path that names a document however it was typed: user-expanded, absolute, with
+    symbolic links followed (`os.path.realpath`; the file need not exist yet). The store, the
+    journal, the history and the lock are keyed by it."""
+    return Path(os.path.realpath(typed.expanduser()))
 
 
 def disk_stamp(path: Path) -> DiskStamp | None:
@@ -73,36 +111,47 @@ def load_document(path: Path) -> tuple[str, DocumentFormat]:
     bom = text.startswith(BOM)
     if bom:
         text = text[1:]
-    newline = "\r\n" if "\r\n" in text else "\n"
-    return text.replace("\r\n", "\n"), DocumentFormat(newline=newline, bom=bom)
+    crlf = text.count("\r\n")
+    lf = text.count("\n") - crlf
+    newline = "\r\n" if crlf > lf else "\n"
+    clean = text.replace("\r\n", "\n")
+    mixed = None
+    if crlf and lf:
+        endings = tuple("\r\n" if line.endswith("\r") else "\n" for line in text.split("\n")[:-1])
+        mixed = MixedEndings(clean, endings)
+    return clean, DocumentFormat(newline=newline, bom=bom, mixed=mixed)
 
 
-def save_document(path: Path, text: str, fmt: DocumentFormat) -> None:
+def save_document(path: Path, text: str, fmt: DocumentFormat) -> DocumentFormat:
     """Write `text` to `path` atomically: a temp file in the same folder, fsync, rename over
     the old file, fsync the folder. The file on disk is always the old or the new content,
-    never a mix. Keeps the file's permissions, line endings and BOM.
+    never a mix. Keeps the file's permissions, line endings (line by line in a file that mixes
+    them) and BOM. A symbolic link is followed: the file it points to is replaced, the link
+    stays. A new file gets the permissions the process's umask gives (the kernel applies it;
+    the umask is never changed). Returns the format of what was written (for the next save).
 
     Raises DocumentError if the folder is not writable, the file is read-only, or the disk is
     full; the old file is then untouched.
     """
-    data = (BOM if fmt.bom else "") + text.replace("\n", fmt.newline)
-    folder = path.parent if str(path.parent) else Path(".")
+    body = fmt.mixed.apply(text, fmt.newline) if fmt.mixed is not None else text.replace("\n", fmt.newline)
+    data = (BOM if fmt.bom else "") + body
+    target = Path(os.path.realpath(path))  # through symbolic links: replace the file, keep the link
+    folder = target.parent
     try:
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if not os.access(path, os.W_OK) or not mode & 0o222:  # no write bit: read-only even for root
+        mode: int | None = stat.S_IMODE(target.stat().st_mode)
+        if not os.access(target, os.W_OK) or not mode & 0o222:  # no write bit: read-only even for root
             raise DocumentError(f"{path} is read-only; save it under another name")
     except FileNotFoundError:
-        mode = 0o666 & ~_umask()
+        mode = None
     fd, tmp = -1, ""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tinymorph-tmp", dir=folder)
+        fd, tmp = _create_temp(folder, target.name, mode)
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             fd = -1
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        os.replace(tmp, target)
         tmp = ""
         dir_fd = os.open(folder, os.O_RDONLY)
         try:
@@ -116,6 +165,31 @@ def save_document(path: Path, text: str, fmt: DocumentFormat) -> None:
             os.close(fd)
         if tmp:
             Path(tmp).unlink(missing_ok=True)
+    if fmt.mixed is not None:
+        return DocumentFormat(fmt.newline, fmt.bom, _mixed_of(body))
+    return fmt
+
+
+def _mixed_of(body: str) -> MixedEndings | None:
+    lines = body.split("\n")
+    endings = tuple("\r\n" if line.endswith("\r") else "\n" for line in lines[:-1])
+    return MixedEndings(body.replace("\r\n", "\n"), endings) if len(set(endings)) > 1 else None
+
+
+def _create_temp(folder: Path, name: str, mode: int | None) -> tuple[int, str]:
+    """A new hidden temp file `.NAME.XXXXXXXX.tinymorph-tmp` in `folder`, opened for writing.
+    `mode`: the permissions to give it (an existing file's); None: 0o666 less the umask, as the
+    kernel applies it to any new file."""
+    while True:
+        tmp = str(folder / f".{name}.{secrets.token_hex(4)}.tinymorph-tmp")
+        try:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+            fd = os.open(tmp, flags, 0o666 if mode is None else 0o600)
+        except FileExistsError:
+            continue
+        if mode is not None:
+            os.fchmod(fd, mode)
+        return fd, tmp
 
 
 STALE_TEMP_S = 60.0
@@ -141,9 +215,3 @@ def remove_stale_temps(path: Path, older_than_s: float = STALE_TEMP_S) -> list[P
         except OSError:
             continue
     return removed
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current

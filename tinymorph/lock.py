@@ -1,11 +1,16 @@
-"""One tinymorph per file: a lock that names the process holding it.
+"""One tinymorph per file: a kernel lock (`fcntl.flock`) on a lock file that names its holder.
 
-Owns: lock files under the data folder (`locks/<sha256 of the path>.json`, so the writer's
-folders stay clean and a read-only folder can still be edited). A lock holds the owner's pid,
-host, the process's start time (Linux: from /proc, to tell a reused pid apart) and when it was
-taken. A lock whose process is gone is stale and taken over silently. Imports nothing heavy.
+Owns: lock files under the data folder (`locks/<sha256 of the document path>.lock`, so the
+writer's folders stay clean and a read-only folder can still be edited). The lock is the kernel's
+exclusive `flock` on that file, taken without blocking: two editors started at the same moment
+cannot both get it, and the kernel releases it when its process ends, however it ends. The file's
+content (pid, host, start time) only names the holder for the writer. Lock files are emptied on
+release, never deleted: deleting a locked file lets a third process lock a new file of the same
+name while the second still holds the old one. Imports nothing heavy.
 """
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -17,84 +22,87 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class LockOwner:
-    """Who holds a file's lock."""
+    """Who holds a file's lock (as the holder wrote it; "" where unknown)."""
 
     pid: int
     host: str
     started: str
     """UTC ISO time the lock was taken."""
     path: str
-    proc_start: str = ""
-    """The process's start time in clock ticks since boot (Linux /proc/PID/stat), or ""."""
 
     def describe(self) -> str:
+        if not self.pid:
+            return "another process"
         return f"process {self.pid} on {self.host}, since {self.started[:16].replace('T', ' ')} UTC"
 
 
-def _proc_start(pid: int) -> str:
+def _read_owner(fd: int, path: Path) -> LockOwner:
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    return stat.rsplit(")", 1)[1].split()[19]  # field 22, starttime (fields after the comm)
-
-
-def _alive(owner: LockOwner) -> bool:
-    if owner.host != socket.gethostname():
-        return True  # cannot tell; a lock from another machine (shared folder) is respected
-    try:
-        os.kill(owner.pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # exists, owned by someone else
-    return not owner.proc_start or _proc_start(owner.pid) in ("", owner.proc_start)
+        os.lseek(fd, 0, os.SEEK_SET)
+        data = json.loads(os.read(fd, 65536).decode("utf-8"))
+        return LockOwner(int(data["pid"]), str(data["host"]), str(data["started"]), str(data["path"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return LockOwner(0, "", "", str(path))  # locked, but not (yet) saying by whom
 
 
 class FileLock:
-    """The lock of `path`, kept in `locks_dir`. `acquire()` takes it unless a live process
-    holds it; `release()` gives it back (only if it is ours)."""
+    """The lock of the document at `path`, kept in `locks_dir`. `acquire()` takes it unless another
+    process holds it; `release()` gives it back."""
 
     def __init__(self, path: Path, locks_dir: Path) -> None:
         self.path = path
         digest = hashlib.sha256(str(path).encode("utf-8")).hexdigest()[:32]
-        self.lock_file = locks_dir / f"{digest}.json"
-        self.held = False
+        self.lock_file = locks_dir / f"{digest}.lock"
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        """True while this object holds the kernel lock."""
+        return self._fd is not None
 
     def owner(self) -> LockOwner | None:
-        """The process holding the lock now, if it is alive (a stale or damaged lock is None)."""
+        """The other process holding the lock now, or None if nobody (else) does."""
+        if self.held:
+            return None
         try:
-            owner = LockOwner(**json.loads(self.lock_file.read_text(encoding="utf-8")))
+            fd = os.open(self.lock_file, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, TypeError):
-            return None  # damaged: treated as stale
-        return owner if _alive(owner) and owner.pid != os.getpid() else None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _read_owner(fd, self.path)
+        finally:
+            os.close(fd)  # closing drops a shared lock taken just to look
+        return None
 
     def acquire(self, force: bool = False) -> LockOwner | None:
-        """Take the lock. Returns None when taken, or the live owner when another process holds
-        it (then nothing changes, unless `force`, which takes it over). Raises OSError only if
-        the locks folder cannot be written."""
-        other = self.owner()
-        if other is not None and not force:
-            return other
+        """Take the lock. Returns None when taken, or the owner when another process holds it
+        (then nothing changes). `force` (the writer chose to edit anyway): returns None without
+        the lock; the other process keeps it. Raises OSError only if the locks folder cannot be
+        written."""
+        if self.held:
+            return None
         self.lock_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = _read_owner(fd, self.path)
+            os.close(fd)
+            return None if force else owner
         me = LockOwner(os.getpid(), socket.gethostname(), datetime.now(UTC).isoformat(timespec="seconds"),
-                       str(self.path), _proc_start(os.getpid()))
-        tmp = self.lock_file.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(asdict(me)), encoding="utf-8")
-        os.replace(tmp, self.lock_file)
-        self.held = True
+                       str(self.path))
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(asdict(me)).encode("utf-8"), 0)
+        self._fd = fd
         return None
 
     def release(self) -> None:
-        """Remove the lock if this process holds it."""
-        if not self.held:
+        """Give the lock back, if this object holds it (emptying the file first)."""
+        if self._fd is None:
             return
-        try:
-            current = json.loads(self.lock_file.read_text(encoding="utf-8"))
-            if current.get("pid") == os.getpid():
-                self.lock_file.unlink()
-        except (OSError, ValueError):
-            pass
-        self.held = False
+        fd, self._fd = self._fd, None
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+        os.close(fd)  # closing the descriptor releases the flock

@@ -24,6 +24,15 @@ def next_word(suggestion: str) -> str:
 class _Remembered:
     before: str
     alternatives: tuple[str, ...]
+    origin: object
+
+
+@dataclass(frozen=True)
+class Recalled:
+    """Alternatives that still fit, and the `origin` they were remembered with."""
+
+    alternatives: tuple[str, ...]
+    origin: object = None
 
 
 class SuggestionMemory:
@@ -33,14 +42,19 @@ class SuggestionMemory:
     def __init__(self, size: int = 16) -> None:
         self._items: deque[_Remembered] = deque(maxlen=size)
 
-    def remember(self, before: str, alternatives: tuple[str, ...]) -> None:
-        """Remember `alternatives` offered when the text before the cursor was `before`."""
+    def remember(self, before: str, alternatives: tuple[str, ...], origin: object = None) -> None:
+        """Remember `alternatives` offered when the text before the cursor was `before`, with
+        `origin` (whatever the caller wants back with them: the request that made them)."""
         if alternatives:
-            self._items.append(_Remembered(before[-_KEY_CHARS:], alternatives))
+            self._items.append(_Remembered(before[-_KEY_CHARS:], alternatives, origin))
 
     def recall(self, before: str) -> tuple[str, ...]:
         """Alternatives that still fit `before`: the remembered text followed by a proper
         prefix of an alternative. Returns the unseen remainders (most recent first), or ()."""
+        return self.recall_with_origin(before).alternatives
+
+    def recall_with_origin(self, before: str) -> Recalled:
+        """As `recall`, with the origin the alternatives were remembered with."""
         for item in reversed(self._items):
             for cut in range(len(before), max(-1, len(before) - 400), -1):
                 if before[:cut].endswith(item.before):
@@ -50,9 +64,9 @@ class SuggestionMemory:
                         if alt.startswith(typed) and len(alt) > len(typed)
                     )
                     if rest:
-                        return rest
+                        return Recalled(rest, item.origin)
                     break
-        return ()
+        return Recalled(())
 
 
 def context_window(cursor_index: int, chars: int) -> int:

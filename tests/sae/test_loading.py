@@ -82,3 +82,41 @@ def test_registry_path_with_downloads_allowed_reads_the_hub_cache(tmp_path, tiny
     sae = load("someone/tiny-saes:layer2", tiny_manifest, allow_downloads=True)
     assert sae.sae_id == "someone/tiny-saes/layer2" and sae.layer == 2 and sae.folder is None
     assert json.loads((src / "cfg.json").read_text())["d_sae"] == sae.d_sae
+
+
+@pytest.mark.parametrize("allowed", [True, False])
+def test_allow_downloads_really_lets_sae_lens_reach_the_hub(tmp_path, tiny_model_dir, monkeypatch, allowed):
+    """`--sae RELEASE:ID --allow-downloads` in a shell command: the Hub is not switched off when
+    sae-lens is called (here a local stand-in for its download); without the option it is, and
+    nothing is called."""
+    import argparse
+    import os
+
+    from rich.console import Console
+    from sae_lens import SAE
+
+    from tinymorph.cli_common import worker_config
+    from tinymorph.commands.features import load_cli_sae
+    from tinymorph.config import Settings
+    from tinymorph.lm.manifest import resolve_model
+    from tinymorph.paths import app_paths
+
+    calls = []
+
+    def hub_stand_in(release, sae_id, device="cpu", dtype="float32"):
+        calls.append((release, sae_id, os.environ.get("HF_HUB_OFFLINE")))
+        return SAE.load_from_disk(save_topk_sae(tmp_path / "from-hub", model_name=""), device=device, dtype=dtype)
+
+    monkeypatch.setattr(SAE, "from_pretrained", hub_stand_in)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    args = argparse.Namespace(model=str(tiny_model_dir), sae="some-release:layer_2", allow_downloads=allowed or None)
+    if allowed:
+        _lm, sae, _manifest = load_cli_sae(args, Console(file=open(os.devnull, "w")))  # noqa: SIM115
+        assert calls == [("some-release", "layer_2", None)] and sae.sae_id == "some-release/layer_2"
+    else:
+        with pytest.raises(NetworkDisabledError, match="--allow-downloads"):
+            load_cli_sae(args, Console(file=open(os.devnull, "w")))  # noqa: SIM115
+        assert calls == [] and os.environ["HF_HUB_OFFLINE"] == "1"
+    config = worker_config(Settings(sae="some-release:layer_2", allow_downloads=allowed), app_paths(),
+                           resolve_model(str(tiny_model_dir)))
+    assert config.allow_hub is allowed  # the worker leaves HF_HUB_OFFLINE unset only when allowed

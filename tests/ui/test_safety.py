@@ -160,8 +160,9 @@ async def test_overwrite_after_asking(notes, store):
     assert notes.read_text() == "MOut at the harbour\n"
 
 
-async def test_keep_both_saves_a_copy_and_leaves_the_other_version(notes, store):
-    app = build(notes, store)
+async def test_keep_both_saves_a_copy_locks_it_and_lets_the_other_version_go(notes, store, tmp_path):
+    lock = FileLock(notes, tmp_path / "locks")
+    app = build(notes, store, lock)
     async with app.run_test() as pilot:
         await pilot.press("M")
         notes.write_text("Theirs\n", encoding="utf-8")
@@ -169,6 +170,11 @@ async def test_keep_both_saves_a_copy_and_leaves_the_other_version(notes, store)
         await pilot.press("ctrl+s")
         await choose(pilot, app, safety.KEEP_BOTH)
         assert app.path != notes and app.path.read_text() == "MOut at the harbour\n"
+        assert FileLock(app.path, tmp_path / "locks").acquire() is not None  # the copy is ours now
+        original = FileLock(notes, tmp_path / "locks")
+        assert original.acquire() is None  # the original is free
+        original.release()
+        assert not lock.held
     assert notes.read_text() == "Theirs\n"
 
 
@@ -208,27 +214,23 @@ async def test_a_read_only_file_keeps_the_text_and_says_why(notes, store):
     assert notes.read_text() == "Out at the harbour\n"
 
 
-def held_by_another_tinymorph(notes: Path, tmp_path: Path) -> Path:
-    """Write a lock for `notes` owned by a live process (our parent); returns the locks folder."""
-    locks = tmp_path / "locks"
-    holder = FileLock(notes, locks)
-    holder.lock_file.parent.mkdir(parents=True)
-    holder.lock_file.write_text(
-        f'{{"pid": {os.getppid()}, "host": "{os.uname().nodename}", "started": "2026-11-22T09:00:00+00:00",'
-        f' "path": "{notes}"}}'
-    )
-    return locks
+@pytest.fixture
+def other_tinymorph(notes: Path, tmp_path: Path):
+    """Another editor holding `notes`'s lock (its own open lock file: to the kernel, another owner)."""
+    holder = FileLock(notes, tmp_path / "locks")
+    assert holder.acquire() is None
+    yield holder
+    holder.release()
 
 
-async def test_a_second_tinymorph_on_the_file_is_warned_and_can_leave(notes, store, tmp_path):
-    locks = held_by_another_tinymorph(notes, tmp_path)
-    app = build(notes, store, FileLock(notes, locks))
+async def test_a_second_tinymorph_on_the_file_is_warned_and_can_leave(notes, store, other_tinymorph):
+    app = build(notes, store, FileLock(notes, other_tinymorph.lock_file.parent))
     async with app.run_test() as pilot:
         await pilot.pause()
         assert isinstance(app.screen, ChoiceScreen)
-        assert f"process {os.getppid()}" in app.screen.prompt
+        assert f"process {os.getpid()}" in app.screen.prompt
         await choose(pilot, app, safety.QUIT)
-    assert FileLock(notes, locks).owner() is not None  # the other one's lock is untouched
+    assert other_tinymorph.held  # the other one's lock is untouched
 
 
 def _leftover_temp(notes: Path, age_s: float) -> Path:
@@ -262,10 +264,9 @@ async def test_temp_files_are_left_alone_when_the_lock_cannot_be_taken(notes, st
     assert stale.exists()
 
 
-async def test_temp_files_are_left_alone_while_another_tinymorph_holds_the_file(notes, store, tmp_path):
+async def test_temp_files_are_left_alone_while_another_tinymorph_holds_the_file(notes, store, other_tinymorph):
     stale = _leftover_temp(notes, age_s=3600)
-    locks = held_by_another_tinymorph(notes, tmp_path)
-    app = build(notes, store, FileLock(notes, locks))
+    app = build(notes, store, FileLock(notes, other_tinymorph.lock_file.parent))
     async with app.run_test() as pilot:
         await pilot.pause()
         await choose(pilot, app, safety.QUIT)
@@ -278,9 +279,11 @@ async def test_the_lock_is_taken_while_editing_and_given_back_on_quit(notes, sto
     async with app.run_test() as pilot:
         await pilot.pause()
         assert not isinstance(app.screen, ChoiceScreen)
-        assert lock.lock_file.exists()
+        assert lock.held and FileLock(notes, tmp_path / "locks").acquire() is not None
         await pilot.press("ctrl+q")
-    assert not lock.lock_file.exists()
+    again = FileLock(notes, tmp_path / "locks")
+    assert not lock.held and again.acquire() is None
+    again.release()
 
 
 async def test_a_dead_worker_is_shown_and_editing_goes_on(notes, store):
@@ -315,3 +318,64 @@ async def test_a_model_that_cannot_load_leaves_an_editor_without_suggestions(not
         assert "not enough memory" in str(app.status.render())
         await pilot.press("x", "ctrl+s")
     assert notes.read_text() == "xOut at the harbour\n"
+
+
+class LockedStore(Store):
+    """A store whose database another tinymorph holds locked (a write transaction of its own)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.blocker = Store(path)
+
+    def lock(self) -> None:
+        self.blocker.db.execute("begin immediate")  # held until unlock: every write here waits, then fails
+
+    def unlock(self) -> None:
+        self.blocker.db.execute("rollback")
+
+
+async def test_a_locked_store_never_stops_a_save_or_the_editor(notes, tmp_path):
+    store = LockedStore(tmp_path / "store.db")
+    app = build(notes, store)
+    async with app.run_test() as pilot:
+        await pilot.press("x")
+        store.lock()
+        await pilot.press("ctrl+s")  # saved; clearing the journal and keeping a version fail
+        await pilot.pause()
+        assert not app.modified
+        assert any("store is busy" in str(n.message) for n in app._notifications)
+        await pilot.press("y")
+        store.unlock()
+        await pilot.press("ctrl+s")
+    assert notes.read_text() == "xyOut at the harbour\n"
+    store.blocker.close()
+    store.close()
+
+
+def test_every_sqlite_error_of_the_store_is_a_store_error(tmp_path):
+    from tinymorph.errors import StoreError
+
+    store = LockedStore(tmp_path / "store.db")
+    store.lock()
+    with pytest.raises(StoreError, match="could not journal the unsaved text: the store is busy"):
+        store.write_journal("/a.md", "text", "0" * 64)
+    store.unlock()
+    store.blocker.close()
+    store.db.conn.close()  # any other SQLite failure too
+    with pytest.raises(StoreError, match="could not read the journal: Cannot operate on a closed database"):
+        store.journal("/a.md")
+
+
+async def test_a_document_opened_through_a_link_is_the_same_document(notes, store, tmp_path):
+    link = tmp_path / "link.md"
+    link.symlink_to(notes)
+    app = build(link, store)
+    async with app.run_test() as pilot:
+        await pilot.press("x")
+        await pilot.pause(0.2)  # journaled
+        assert app.path == notes and app.status.file_name == "link.md"
+    assert store.journal(str(notes)) is not None  # journal (and lock, history) keyed by the file itself
+    again = build(notes, store)
+    async with again.run_test() as pilot:
+        await pilot.pause()
+        assert isinstance(again.screen, ChoiceScreen)  # the unsaved text typed through the link is offered

@@ -142,3 +142,42 @@ async def test_without_an_sae_steering_keys_explain_themselves(notes, store):
         await pilot.pause(0.05)
         assert not isinstance(app.screen, FeatureSearchScreen)
         assert any("No SAE" in str(n.message) for n in app._notifications)
+
+
+class Held(ScriptedEngine):
+    """Answers suggestions only when the test releases them (a suggestion in flight)."""
+
+    def request(self, req):  # type: ignore[no-untyped-def]
+        from tinymorph.engine.protocol import SuggestRequest
+
+        if isinstance(req, SuggestRequest):
+            self.requests.append(req)
+            return
+        super().request(req)
+
+    def answer(self, req) -> None:  # type: ignore[no-untyped-def]
+        from tinymorph.engine.protocol import SuggestionReady
+
+        self.on_event(SuggestionReady(req.request_id, self.alternatives, 1.0, 2.0, 10, 0))
+
+
+async def test_the_log_records_the_steering_of_the_request_not_the_panel_when_it_answered(notes, store, tmp_path):
+    tiny_feature_data(tmp_path / "sae")
+    engine = Held(feature_folder=tmp_path / "sae")
+    app = build(notes, store, engine)
+    async with app.run_test() as pilot:
+        app.editor.move_cursor(app.editor.document.end)
+        await settle(pilot, app, lambda: app.feature_data is not None and engine.suggest_requests)
+        app.add_feature(1)  # a slider at +0.125: a new request goes out
+        await settle(pilot, app, lambda: len(engine.suggest_requests) >= 2)
+        asked = engine.suggest_requests[-1]
+        assert [t.strength for t in asked.steering.terms] == [DEFAULT_STRENGTH]
+        app.panel.terms[0] = app.panel.terms[0].with_strength(0.5)  # moved while the answer is in flight
+        engine.answer(asked)
+        await settle(pilot, app, lambda: app.editor.suggestion)
+        await pilot.press("tab")
+    events = store.suggestion_events(str(notes))
+    assert [e["outcome"] for e in events] == ["accepted"]
+    steering = events[0]["steering"]
+    assert steering == asked.steering.summary() and '"strength": 0.125' in steering
+    assert events[0]["latency_ms"] is not None

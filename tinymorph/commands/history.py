@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from tinymorph.document import load_document, save_document
+from tinymorph.document import document_path, load_document, save_document
 from tinymorph.errors import DocumentError, StoreError
 from tinymorph.history import diff_lines, diff_summary
 from tinymorph.lock import FileLock
@@ -36,7 +36,7 @@ def main(argv: list[str]) -> int:
     action.add_argument("--diff", type=int, metavar="N", help="show version N against the file on disk")
     action.add_argument("--restore", type=int, metavar="N", help="write version N to the file (a new version)")
     args = parser.parse_args(argv)
-    path = args.path.expanduser().absolute()
+    path = document_path(args.path)
     paths = app_paths()
     store = Store(paths.database)
     out = Console()

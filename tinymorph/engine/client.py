@@ -10,14 +10,17 @@ cannot load) is not restarted, since it would fail again. Nor is one that died
 again after every restart): the client then reports WorkerFailed itself, saying why.
 """
 
+import contextlib
 import dataclasses
 import itertools
 import multiprocessing
+import os
 import queue
 import threading
 from collections.abc import Callable
 from multiprocessing import resource_tracker
 from multiprocessing.context import SpawnProcess
+from pathlib import Path
 
 from tinymorph.engine.protocol import (
     ComparisonReady,
@@ -34,6 +37,7 @@ from tinymorph.engine.protocol import (
     WorkerFailed,
     WorkerReady,
 )
+from tinymorph.logs import route_library_output
 
 BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 CRASHES_PER_REQUEST = 3
@@ -56,10 +60,35 @@ def fingerprint(request: Request) -> str:
 
 
 def _child_entry(config: WorkerConfig, requests: "queue.Queue[Request]", events: "queue.Queue[Event]") -> None:
-    # Imported here, in the child process only: importing it pulls in torch.
-    from tinymorph.engine.worker import worker_main
+    """The worker process: prepare it, then import the worker (torch, transformers) and serve."""
+    prepare_worker_process(config)
+    # Imported here, in the child process only, and only now: huggingface_hub reads HF_HUB_OFFLINE
+    # once, when it is imported, and import-time warnings must already go to the log.
+    from tinymorph.engine.worker import serve
 
-    worker_main(config, requests, events)
+    serve(config, requests, events.put)
+
+
+def prepare_worker_process(config: WorkerConfig) -> None:
+    """Send stdout and stderr to the log file (they would draw over the editor's screen) with the
+    libraries' warnings, keep the network off unless the writer allowed it, and lower the
+    process's priority so that typing wins the CPU: a higher nice value and, on Linux,
+    SCHED_BATCH (a batch task does not preempt others when it wakes up). torch's threads, started
+    later, inherit the priority. Refusals (no permission, another OS) are ignored."""
+    log = os.open(config.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    route_library_output(Path(config.log_file))
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if not config.allow_hub:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    if config.nice > 0:
+        with contextlib.suppress(OSError):
+            os.nice(config.nice)
+        if hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_BATCH"):
+            with contextlib.suppress(OSError):
+                os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
 
 
 class EngineClient:

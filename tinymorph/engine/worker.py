@@ -1,12 +1,11 @@
 """The inference worker: the process that owns the model (imports torch).
 
-Owns: the request loop. The newest request wins: requests that arrive while one is running
-make it stale, and it is abandoned between tokens. Errors are reported as events, never by
-dying silently. Started by `engine.client` in a separate process; never imported by the UI.
+Owns: the request loop (`serve`). The newest request wins: requests that arrive while one is
+running make it stale, and it is abandoned between tokens. Errors are reported as events, never
+by dying silently. Started by `engine.client` in a separate process, which has set up its output,
+network switch and priority before importing this module; never imported by the UI.
 """
 
-import contextlib
-import os
 import queue
 import time
 import traceback
@@ -202,32 +201,3 @@ def _serve_other(
     elif isinstance(request, MakeDirection):
         vector, n = more_like_this(lm, request.text)
         emit(DirectionMade(rid, request.name, tuple(float(x) for x in vector), n))
-
-
-def worker_main(config: WorkerConfig, requests: "queue.Queue[Request]", events: "queue.Queue[Event]") -> None:
-    """Entry point of the worker process: send stdout/stderr to the log file (they would draw
-    over the editor's screen), keep the network off unless allowed, then serve."""
-    log = os.open(config.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    _lower_priority(config.nice)
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if not config.allow_hub:
-        os.environ["HF_HUB_OFFLINE"] = "1"
-        os.environ["TRANSFORMERS_OFFLINE"] = "1"
-    serve(config, requests, events.put)
-
-
-def _lower_priority(nice: int) -> None:
-    """Let the editor's process win the CPU: a higher nice value and, on Linux, SCHED_BATCH (the
-    scheduler does not let a batch task preempt others when it wakes up). Set before torch starts
-    its threads, which inherit both. Refusals (no permission, another OS) are ignored."""
-    if nice <= 0:
-        return
-    with contextlib.suppress(OSError):
-        os.nice(nice)
-    if hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_BATCH"):
-        with contextlib.suppress(OSError):
-            os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))

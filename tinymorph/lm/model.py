@@ -27,6 +27,11 @@ from tinymorph.errors import ModelError, NetworkDisabledError
 from tinymorph.lm.attention import use_decode_attention
 from tinymorph.lm.quantize import quantize_for_decode
 
+# transformers prints its log records to stderr through a handler of its own; hand them to the
+# logging tree instead, which `tinymorph.logs.route_library_output` sends to the log file.
+hf_logging.disable_default_handler()
+hf_logging.enable_propagation()
+
 Progress = Callable[[str, float | None], None]
 META_FILE = "tinymorph.json"
 WEIGHTS_FILE = "model.safetensors"

@@ -1,17 +1,21 @@
 """The Store class: opens (and migrates) the database, reads and writes in transactions.
 
-Owns: all SQL access. Imports sqlite-utils only (no torch, no Textual). Errors: StoreError.
+Owns: all SQL access. Imports sqlite-utils only (no torch, no Textual). Errors: every SQLite error
+of a public method becomes a StoreError saying what could not be done (`_sql`); callers catch
+StoreError only.
 """
 
+import functools
 import hashlib
 import json
 import os
 import sqlite3
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Literal, ParamSpec, TypeVar
 
 from sqlite_utils import Database
 
@@ -20,6 +24,34 @@ from tinymorph.presets import Preset, SteeringTarget, preset_from_json
 from tinymorph.store.migrations import migrations
 
 Outcome = Literal["accepted", "partially_accepted", "rejected", "dropped"]
+
+
+BUSY_TIMEOUT_MS = 500
+"""How long a write waits for another tinymorph's transaction before it gives up (a StoreError the
+editor shows; it never blocks the writer for long)."""
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _sql(doing: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Turn any SQLite error raised by the decorated Store method into a StoreError that says what
+    could not be done ("could not journal the unsaved text: the store is busy ...")."""
+
+    def wrap(method: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(method)
+        def run(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return method(*args, **kwargs)
+            except sqlite3.Error as exc:
+                why = str(exc)
+                if "locked" in why or "busy" in why:
+                    why = "the store is busy (another tinymorph is writing to it); try again"
+                raise StoreError(f"could not {doing}: {why}") from exc
+
+        return run
+
+    return wrap
 
 
 def _now() -> str:
@@ -104,6 +136,7 @@ class Store:
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             db = Database(path)
+            db.execute(f"pragma busy_timeout = {BUSY_TIMEOUT_MS}")
             db.enable_wal()
         migrations.apply(db)
         return db
@@ -123,11 +156,13 @@ class Store:
 
     # --- documents -------------------------------------------------------------------------
 
+    @_sql("read the document's state")
     def document(self, path: str) -> DocumentState | None:
         """The remembered state of `path`, or None the first time it is opened."""
         rows = list(self.db["documents"].rows_where("path = ?", [path]))
         return DocumentState(**rows[0]) if rows else None
 
+    @_sql("remember the cursor")
     def remember_document(self, path: str, cursor_row: int, cursor_column: int) -> None:
         """Record that `path` is open with the cursor at (row, column)."""
         with self.db.conn:
@@ -136,6 +171,7 @@ class Store:
                 pk="path",
             )
 
+    @_sql("remember the document's preset")
     def remember_preset(self, path: str, preset: str | None) -> None:
         """Record `preset` as the last one used on `path` (None: no preset)."""
         with self.db.conn:
@@ -148,6 +184,7 @@ class Store:
 
     # --- presets ---------------------------------------------------------------------------
 
+    @_sql("save the preset")
     def save_preset(self, preset: Preset) -> None:
         """Save (or replace) a preset under its name."""
         with self.db.conn:
@@ -157,10 +194,12 @@ class Store:
                 pk="name",
             )
 
+    @_sql("list the presets")
     def preset_names(self) -> list[str]:
         """Every saved preset's name, alphabetically."""
         return [r["name"] for r in self.db["presets"].rows_where(order_by="name")]
 
+    @_sql("read the preset")
     def preset(self, name: str, target: SteeringTarget) -> Preset:
         """The preset called `name`, checked against `target`. Raises PresetError if there is
         none, or it was made for another model or SAE."""
@@ -169,6 +208,7 @@ class Store:
             raise PresetError(f"there is no preset called {name!r}")
         return preset_from_json(json.loads(rows[0]["preset"]), target, f"preset {name!r}")
 
+    @_sql("read the preset")
     def preset_json(self, name: str) -> dict:
         """The stored export JSON of `name`. Raises PresetError if there is none."""
         rows = list(self.db["presets"].rows_where("name = ?", [name]))
@@ -176,6 +216,7 @@ class Store:
             raise PresetError(f"there is no preset called {name!r}")
         return json.loads(rows[0]["preset"])  # type: ignore[no-any-return]
 
+    @_sql("rename the preset")
     def rename_preset(self, old: str, new: str) -> None:
         """Rename a preset (documents that used it follow). Raises PresetError if `old` does not
         exist, `new` is empty or taken."""
@@ -192,6 +233,7 @@ class Store:
                                        "preset": json.dumps(data), "updated": _now()})
             self.db.execute("update documents set preset = ? where preset = ?", [new, old])
 
+    @_sql("delete the preset")
     def delete_preset(self, name: str) -> None:
         """Delete a preset; documents that used it forget it. Raises PresetError if none."""
         self.preset_json(name)
@@ -201,6 +243,7 @@ class Store:
 
     # --- journal: unsaved text ------------------------------------------------------------
 
+    @_sql("journal the unsaved text")
     def write_journal(self, path: str, text: str, base_sha256: str) -> None:
         """Keep `text` as the unsaved version of `path` (replacing the previous one), in one
         transaction: after a crash the store has the old entry or the new one, whole."""
@@ -209,11 +252,13 @@ class Store:
                 {"path": path, "text": text, "base_sha256": base_sha256, "updated": _now()}, pk="path"
             )
 
+    @_sql("read the journal")
     def journal(self, path: str) -> JournalEntry | None:
         """The journaled unsaved text of `path`, or None."""
         rows = list(self.db["journal"].rows_where("path = ?", [path]))
         return JournalEntry(**rows[0]) if rows else None
 
+    @_sql("clear the journal")
     def clear_journal(self, path: str) -> None:
         """Forget the unsaved text of `path` (after a save, or when the writer discards it)."""
         with self.db.conn:
@@ -221,6 +266,7 @@ class Store:
 
     # --- versions --------------------------------------------------------------------------
 
+    @_sql("keep a version")
     def add_version(self, path: str, text: str, reason: str, now: datetime | None = None) -> int:
         """Keep `text` as a version of `path` and prune old ones (see `prune_versions`).
         If the newest version already has this text, nothing is added and its id is returned."""
@@ -238,6 +284,7 @@ class Store:
         self.prune_versions(path, now)
         return version_id
 
+    @_sql("list the versions")
     def versions(self, path: str) -> list[Version]:
         """The kept versions of `path`, newest first."""
         rows = self.db["versions"].rows_where(
@@ -245,6 +292,7 @@ class Store:
         )
         return [Version(**r) for r in rows]
 
+    @_sql("read the version")
     def version_text(self, version_id: int) -> str:
         """The text of a version. Raises StoreError if there is no such version or its data is damaged."""
         rows = list(self.db["versions"].rows_where("id = ?", [version_id], select="data, sha256"))
@@ -258,6 +306,7 @@ class Store:
             raise StoreError(f"version {version_id} is damaged: its text does not match its checksum")
         return text
 
+    @_sql("prune old versions")
     def prune_versions(self, path: str, now: datetime | None = None) -> int:
         """Drop old versions of `path`; returns how many. Policy: the newest
         `KEEP_NEWEST_VERSIONS` are kept; of the rest, the newest version of each UTC day is
@@ -279,6 +328,7 @@ class Store:
 
     # --- suggestion events -----------------------------------------------------------------
 
+    @_sql("record the suggestion")
     def record_suggestion(
         self,
         path: str,
@@ -306,6 +356,7 @@ class Store:
                 }
             )
 
+    @_sql("read the suggestion log")
     def suggestion_events(self, path: str | None = None) -> list[dict]:
         """All recorded events, oldest first, optionally for one path."""
         table = self.db["suggestion_events"]
@@ -315,10 +366,12 @@ class Store:
 
     # --- UI state --------------------------------------------------------------------------
 
+    @_sql("read the UI state")
     def get_state(self, key: str) -> str | None:
         rows = list(self.db["ui_state"].rows_where("key = ?", [key]))
         return rows[0]["value"] if rows else None
 
+    @_sql("save the UI state")
     def set_state(self, key: str, value: str) -> None:
         with self.db.conn:
             self.db["ui_state"].upsert({"key": key, "value": value}, pk="key")

@@ -5,7 +5,8 @@ factory used by the CLI and the tests.
 """
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -19,7 +20,7 @@ from textual.timer import Timer
 from textual.widgets import Footer
 
 from tinymorph.config import Settings
-from tinymorph.document import DocumentFormat, load_document
+from tinymorph.document import DocumentFormat, document_path, load_document
 from tinymorph.engine.protocol import (
     Event,
     LoadProgressed,
@@ -32,10 +33,11 @@ from tinymorph.engine.protocol import (
     WorkerFailed,
     WorkerReady,
 )
+from tinymorph.errors import StoreError
 from tinymorph.lock import FileLock
 from tinymorph.store import Store
 from tinymorph.ui.editor import SuggestingEditor
-from tinymorph.ui.messages import EngineReported, SuggestionEnded, SuggestionWanted
+from tinymorph.ui.messages import EngineReported, SuggestionEnded, SuggestionOrigin, SuggestionWanted
 from tinymorph.ui.safety import FileSafety
 from tinymorph.ui.steering import SteeringPanel
 from tinymorph.ui.steering_actions import SteeringActions
@@ -61,6 +63,8 @@ class Engine(Protocol):
 class _InFlight:
     before: str
     sent_at: float
+    steering: str
+    """The request's steering, as sent (`SteeringSpec.summary()`)."""
 
 
 class TinymorphApp(FileSafety, SteeringActions, App[None]):
@@ -92,9 +96,12 @@ class TinymorphApp(FileSafety, SteeringActions, App[None]):
         engine: Engine | None,
         themes: list[Theme],
         lock: FileLock | None = None,
+        display_name: str = "",
     ) -> None:
         super().__init__()
         self.path = path
+        """The document's path (`document.document_path`: absolute, links followed)."""
+        self.display_name = display_name or path.name
         self.fmt = fmt
         self.settings = settings
         self.store = store
@@ -104,7 +111,6 @@ class TinymorphApp(FileSafety, SteeringActions, App[None]):
         self._themes = themes
         self._initial_text = text
         self._in_flight: dict[int, _InFlight] = {}
-        self._last_latency_ms: float | None = None
         self._clean_generation = 0
         self._word_timer: Timer | None = None
         self._word_delay_s = 0.3
@@ -119,7 +125,7 @@ class TinymorphApp(FileSafety, SteeringActions, App[None]):
             context_chars=self.settings.context_tokens * CHARS_PER_CONTEXT_TOKEN,
             id="editor",
         )
-        self.status = StatusBar(self.path.name)
+        self.status = StatusBar(self.display_name)
         self.panel = SteeringPanel(id="steering")
         self.panel.display = False
         yield self.panel
@@ -127,18 +133,36 @@ class TinymorphApp(FileSafety, SteeringActions, App[None]):
         yield self.status
         yield Footer()
 
+    @contextmanager
+    def storing(self, doing: str) -> Iterator[None]:
+        """Run store calls; a StoreError (a locked or damaged store) becomes a warning and the
+        rest of the block is skipped. The store is a convenience: the writer's text is in the
+        editor and the file, and writing goes on."""
+        try:
+            yield
+        except StoreError as exc:
+            self.notify(str(exc), title=f"Store: could not {doing}", severity="warning", timeout=6)
+
+    def _remember_theme(self, name: str) -> None:
+        with self.storing("remember the theme"):
+            self.store.set_state("theme", name)
+
     def on_mount(self) -> None:
         for theme in self._themes:
             self.register_theme(theme)
-        wanted = self.store.get_state("theme") or self.settings.theme
+        wanted = None
+        with self.storing("read the theme"):
+            wanted = self.store.get_state("theme")
+        wanted = wanted or self.settings.theme
         self.theme = wanted if wanted in self.available_themes else "tinymorph-dark"
-        self.theme_changed_signal.subscribe(self, lambda theme: self.store.set_state("theme", theme.name))
+        self.theme_changed_signal.subscribe(self, lambda theme: self._remember_theme(theme.name))
         if self.settings.keybindings:
             self.set_keymap(self.settings.keybindings)
-        state = self.store.document(str(self.path))
-        if state is not None:
-            self.editor.move_cursor((state.cursor_row, state.cursor_column))
-        self.store.remember_document(str(self.path), *self.editor.cursor_location)
+        with self.storing("read where the cursor was"):
+            state = self.store.document(str(self.path))
+            if state is not None:
+                self.editor.move_cursor((state.cursor_row, state.cursor_column))
+            self.store.remember_document(str(self.path), *self.editor.cursor_location)
         self.editor.focus()
         self._update_words()
         if self.store.recovered_from is not None:
@@ -178,11 +202,10 @@ class TinymorphApp(FileSafety, SteeringActions, App[None]):
         elif isinstance(event, SuggestionReady):
             flight = self._in_flight.pop(event.request_id, None)
             if flight is not None:
-                self._last_latency_ms = (time.perf_counter() - flight.sent_at) * 1000
-                self.editor.offer(flight.before, "", final=True, alternatives=event.alternatives)
-                self.status.latency = (
-                    f"{self._last_latency_ms:.0f} ms (first token {event.first_token_ms:.0f} ms)"
-                )
+                latency_ms = (time.perf_counter() - flight.sent_at) * 1000
+                origin = SuggestionOrigin(flight.steering, self.model_name, latency_ms)
+                self.editor.offer(flight.before, "", final=True, alternatives=event.alternatives, origin=origin)
+                self.status.latency = f"{latency_ms:.0f} ms (first token {event.first_token_ms:.0f} ms)"
             if not self._in_flight:
                 self._set_model_state(f"{self.model_name}: ready")
         elif self.steering_event(event):
@@ -213,7 +236,8 @@ class TinymorphApp(FileSafety, SteeringActions, App[None]):
         if self.engine is None or not self.model_ready:
             return
         request_id = self.engine.next_request_id()
-        self._in_flight = {request_id: _InFlight(message.before, time.perf_counter())}
+        steering = self.panel.spec()
+        self._in_flight = {request_id: _InFlight(message.before, time.perf_counter(), steering.summary())}
         self.engine.request(
             SuggestRequest(
                 request_id=request_id,
@@ -223,22 +247,26 @@ class TinymorphApp(FileSafety, SteeringActions, App[None]):
                 max_new_tokens=self.settings.max_new_tokens,
                 temperature=self.settings.temperature,
                 seed=request_id,
-                steering=self.panel.spec(),
+                steering=steering,
             )
         )
         self._set_model_state(f"{self.model_name}: generating")
 
     def on_suggestion_ended(self, message: SuggestionEnded) -> None:
-        self.store.record_suggestion(
-            str(self.path),
-            message.outcome,  # type: ignore[arg-type]
-            self._last_latency_ms,
-            message.alternative_index,
-            message.alternatives,
-            message.accepted_chars,
-            self.panel.spec().summary(),
-            self.model_name,
-        )
+        """Log what became of a suggestion, with what made it (its request's steering, latency and
+        model), never the panel's state now."""
+        origin = message.origin or SuggestionOrigin("[]", self.model_name, None)
+        with self.storing("record the suggestion"):
+            self.store.record_suggestion(
+                str(self.path),
+                message.outcome,  # type: ignore[arg-type]
+                origin.latency_ms,
+                message.alternative_index,
+                message.alternatives,
+                message.accepted_chars,
+                origin.steering,
+                origin.model,
+            )
 
     # --- the document --------------------------------------------------------------------
 
@@ -287,14 +315,16 @@ class TinymorphApp(FileSafety, SteeringActions, App[None]):
         def decided(choice: str | None) -> None:
             if choice == "discard":
                 self._discarded = True
-                self.store.clear_journal(str(self.path))
+                with self.storing("clear the journal"):
+                    self.store.clear_journal(str(self.path))
             if (choice == "save" and self.action_save()) or choice == "discard":
                 self._shut_down()
 
         self.push_screen(QuitScreen(self.path.name), decided)
 
     def _shut_down(self) -> None:
-        self.store.remember_document(str(self.path), *self.editor.cursor_location)
+        with self.storing("remember the cursor"):
+            self.store.remember_document(str(self.path), *self.editor.cursor_location)
         if self.engine is not None:
             self.engine.stop()
         self.exit()
@@ -354,9 +384,13 @@ def make_app(
     engine: Engine | None,
     themes_dir: Path,
     lock: FileLock | None = None,
+    display_name: str = "",
 ) -> TinymorphApp:
-    """Build the app for `path`: read the file (raises DocumentError if it cannot be edited
-    safely) and the themes (raises ConfigError for a bad theme file). `lock`: the file's lock,
-    taken when the app mounts (None: no locking). Shared by CLI and tests."""
+    """Build the app for `path` (the document is `document_path(path)`; the status bar shows
+    `display_name`, by default the file's name): read the file (raises DocumentError if it cannot
+    be edited safely) and the themes (raises ConfigError for a bad theme file). `lock`: the
+    file's lock, taken when the app mounts (None: no locking). Shared by CLI and tests."""
+    display_name = display_name or path.name
+    path = document_path(path)
     text, fmt = load_document(path)
-    return TinymorphApp(path, text, fmt, settings, store, engine, load_themes(themes_dir), lock)
+    return TinymorphApp(path, text, fmt, settings, store, engine, load_themes(themes_dir), lock, display_name)

@@ -6,6 +6,8 @@ alternatives, and dropping it when the cursor moves. Asks through messages; neve
 worker itself.
 """
 
+import dataclasses
+
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
@@ -18,7 +20,7 @@ from textual.widgets.text_area import DocumentNavigator, Location, Selection, Wr
 
 from tinymorph.engine.continuation import can_suggest_at
 from tinymorph.suggestions import SuggestionMemory, context_window, next_word
-from tinymorph.ui.messages import SuggestionEnded, SuggestionWanted
+from tinymorph.ui.messages import SuggestionEnded, SuggestionOrigin, SuggestionWanted
 
 # Characters of text before the cursor kept to match a worker's answer with the text.
 MATCH_CHARS = 200
@@ -121,6 +123,7 @@ class SuggestingEditor(TextArea):
         self.alternative_index = 0
         self._typed = ""  # characters of the shown suggestion the writer has typed or accepted
         self._accepted_chars = 0
+        self._origin: SuggestionOrigin | None = None
         self._moving_by_edit = False
         self._inlay = ""
         # The writer moves sliders in the steering panel and watches the ghost text change.
@@ -235,9 +238,12 @@ class SuggestingEditor(TextArea):
         before = self.before_cursor()
         if not before.strip():
             return
-        recalled = self.memory.recall(before)
-        if recalled:
-            self.show_alternatives(recalled)
+        recalled = self.memory.recall_with_origin(before)
+        if recalled.alternatives:
+            origin = recalled.origin
+            if isinstance(origin, SuggestionOrigin):
+                origin = dataclasses.replace(origin, latency_ms=None)  # shown again, not waited for
+            self.show_alternatives(recalled.alternatives, origin)
             return
         cursor_index = self.document.get_index_from_location(self.cursor_location)
         start = context_window(cursor_index, self.context_chars)
@@ -247,16 +253,20 @@ class SuggestingEditor(TextArea):
 
     # --- showing -------------------------------------------------------------------------
 
-    def offer(self, before: str, text: str, final: bool, alternatives: tuple[str, ...] = ()) -> bool:
+    def offer(
+        self, before: str, text: str, final: bool, alternatives: tuple[str, ...] = (),
+        origin: SuggestionOrigin | None = None,
+    ) -> bool:
         """Show the worker's answer for the text `before` the cursor, if it still fits.
-        Streaming calls pass `final=False` and the growing first alternative as `text`."""
+        Streaming calls pass `final=False` and the growing first alternative as `text`; the final
+        call passes the alternatives and the `origin` of the request that made them."""
         if before != self._pending_before or self.before_cursor() != before or not self.selection.is_empty:
             return False
         if final:
             self._pending_before = None
-            self.memory.remember(before, alternatives)
+            self.memory.remember(before, alternatives, origin)
             if alternatives:
-                self.show_alternatives(alternatives)
+                self.show_alternatives(alternatives, origin)
             elif self.suggestion:
                 self.suggestion = ""
             return True
@@ -264,7 +274,9 @@ class SuggestingEditor(TextArea):
             self.suggestion = text
         return True
 
-    def show_alternatives(self, alternatives: tuple[str, ...]) -> None:
+    def show_alternatives(self, alternatives: tuple[str, ...], origin: SuggestionOrigin | None = None) -> None:
+        """Show `alternatives` (the first as ghost text); `origin` goes into the suggestion log."""
+        self._origin = origin
         self.alternatives = alternatives
         self.alternative_index = 0
         self._typed = ""
@@ -274,7 +286,8 @@ class SuggestingEditor(TextArea):
     def _end(self, outcome: str) -> None:
         if self.alternatives:
             self.post_message(
-                SuggestionEnded(outcome, self.alternative_index, len(self.alternatives), self._accepted_chars)
+                SuggestionEnded(outcome, self.alternative_index, len(self.alternatives), self._accepted_chars,
+                                self._origin)
             )
         self.alternatives = ()
         self._typed = ""

@@ -25,6 +25,18 @@ class SuggestionWanted(Message):
     """The last characters before the cursor, to match the answer with the text."""
 
 
+@dataclass(frozen=True)
+class SuggestionOrigin:
+    """What made a suggestion: recorded when its request was sent and its answer came, so that
+    the suggestion log never reads the panel's state at some later moment."""
+
+    steering: str
+    """The request's steering (`SteeringSpec.summary()`)."""
+    model: str
+    latency_ms: float | None
+    """From the request to all alternatives; None for a suggestion recalled from memory."""
+
+
 @dataclass
 class SuggestionEnded(Message):
     """A shown suggestion is gone: accepted, partly accepted, rejected or dropped."""
@@ -33,3 +45,4 @@ class SuggestionEnded(Message):
     alternative_index: int
     alternatives: int
     accepted_chars: int
+    origin: SuggestionOrigin | None = None

@@ -103,12 +103,14 @@ class FileSafety:
     # --- the journal -----------------------------------------------------------------------
 
     def _offer_journal(self: "TinymorphApp") -> None:
-        entry = self.store.journal(str(self.path))
+        entry = None
+        with self.storing("read the journal"):
+            entry = self.store.journal(str(self.path))
         if entry is None:
             return
         current = self.editor.text
         if entry.text == current:
-            self.store.clear_journal(str(self.path))
+            self._clear_journal(self.path)
             return
         changed = " The file itself has changed since." if entry.base_sha256 != self.base_sha else ""
         question = (
@@ -122,7 +124,7 @@ class FileSafety:
                 self.notify("Unsaved version restored; save to keep it in the file.", timeout=5)
             else:
                 self._keep_version(entry.text, "unsaved (not restored)")
-                self.store.clear_journal(str(self.path))
+                self._clear_journal(self.path)
                 self._journaled_sha = self.base_sha
 
         self.push_screen(ChoiceScreen(question, [RESTORE, DISCARD]), decided)
@@ -149,15 +151,12 @@ class FileSafety:
         digest = text_sha256(text)
         if digest == self._journaled_sha:
             return
-        try:
+        with self.storing("journal the unsaved text"):
             if digest == self.base_sha:
                 self.store.clear_journal(str(self.path))
             else:
                 self.store.write_journal(str(self.path), text, self.base_sha)
-        except Exception as exc:  # the store failing must not stop the writer writing
-            self.notify(f"could not journal unsaved text: {exc}", title="Store", severity="warning")
-            return
-        self._journaled_sha = digest
+            self._journaled_sha = digest
 
     def action_suspend_process(self: "TinymorphApp") -> None:
         """Journal, then suspend to the shell (Ctrl+Z where the terminal allows it)."""
@@ -175,14 +174,20 @@ class FileSafety:
     # --- versions --------------------------------------------------------------------------
 
     def _keep_version(self: "TinymorphApp", text: str, reason: str) -> None:
-        try:
+        with self.storing("keep a version"):  # history is a convenience; the file is the truth
             self.store.add_version(str(self.path), text, reason)
-        except Exception as exc:  # history is a convenience; the file is the truth
-            self.notify(f"could not keep a version in the store: {exc}", title="Store", severity="warning")
+
+    def _clear_journal(self: "TinymorphApp", path: Path) -> None:
+        with self.storing("clear the journal"):
+            self.store.clear_journal(str(path))
 
     def action_history(self: "TinymorphApp") -> None:
         """Pick a kept version, see its diff against the editor's text, restore it."""
-        versions = self.store.versions(str(self.path))
+        versions = None
+        with self.storing("list the versions"):
+            versions = self.store.versions(str(self.path))
+        if versions is None:
+            return
         if not versions:
             self.notify("No versions kept yet: every save keeps one.", timeout=3)
             return
@@ -247,7 +252,7 @@ class FileSafety:
     def _write(self: "TinymorphApp", path: Path, reason: str) -> bool:
         text = self.editor.text
         try:
-            save_document(path, text, self.fmt)
+            self.fmt = save_document(path, text, self.fmt)
         except DocumentError as exc:
             self.notify(f"{exc}\nYour text is still here, and journaled.", title="Not saved", severity="error",
                         timeout=10)
@@ -256,7 +261,7 @@ class FileSafety:
         self.disk = disk_stamp(path)
         self.base_sha = text_sha256(text)
         self._journaled_sha = self.base_sha
-        self.store.clear_journal(str(path))
+        self._clear_journal(path)  # a locked store here must not undo a save that happened
         self._keep_version(text, reason)
         self.mark_clean()
         self.notify(f"Saved {path.name}", timeout=2)
@@ -278,22 +283,31 @@ class FileSafety:
                 self._replace_text(text, clean=True)
                 self.fmt, self.disk, self.base_sha = fmt, disk_stamp(self.path), text_sha256(text)
                 self._keep_version(text, "changed on disk")
-                self.store.clear_journal(str(self.path))
+                self._clear_journal(self.path)
                 self._journaled_sha = self.base_sha
             elif choice == KEEP_BOTH:
                 stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-                copy = self.path.with_name(f"{self.path.stem}.mine-{stamp}{self.path.suffix}")
-                old_path = self.path
-                self.path = copy
-                if self._write(copy, "save (copy; the original changed on disk)"):
-                    if self.lock is not None:
-                        self.lock.release()
-                    self.store.clear_journal(str(old_path))
-                    self.status.file_name = copy.name
-                    self.status.refresh_status()
-                    self.notify(f"Your text is in {copy.name}; {old_path.name} keeps the other version.",
-                                timeout=8)
-                else:
-                    self.path = old_path
+                self._save_as_copy(self.path.with_name(f"{self.path.stem}.mine-{stamp}{self.path.suffix}"))
 
         self.push_screen(ChoiceScreen(question, [OVERWRITE, RELOAD, KEEP_BOTH]), decided)
+
+    def _save_as_copy(self: "TinymorphApp", copy: Path) -> None:
+        """Save the editor's text to `copy` and go on editing that file: its lock is taken and the
+        original's given back (the other program's version stays where it was)."""
+        old_path, old_lock = self.path, self.lock
+        new_lock = FileLock(copy, old_lock.lock_file.parent) if old_lock is not None else None
+        if new_lock is not None and new_lock.acquire() is not None:
+            self.notify(f"{copy.name} is open in another tinymorph; not saved there", severity="error")
+            return
+        self.path, self.lock = copy, new_lock
+        if not self._write(copy, "save (copy; the original changed on disk)"):
+            self.path, self.lock = old_path, old_lock
+            if new_lock is not None:
+                new_lock.release()
+            return
+        if old_lock is not None:
+            old_lock.release()
+        self._clear_journal(old_path)
+        self.status.file_name = copy.name
+        self.status.refresh_status()
+        self.notify(f"Your text is in {copy.name}; {old_path.name} keeps the other version.", timeout=8)

@@ -63,7 +63,9 @@ class SteeringActions(_Base):
         self.target = SteeringTarget(event.model_id, event.sae_id, event.d_sae, event.d_model)
         if event.feature_folder:
             self._load_features(event.feature_folder, event.d_sae)
-        state = self.store.document(str(self.path))
+        state = None
+        with self.storing("read the document's preset"):
+            state = self.store.document(str(self.path))
         if state is not None and state.preset:
             self._apply_preset(state.preset, quiet=True)
 
@@ -238,11 +240,14 @@ class SteeringActions(_Base):
         def named(name: str | None) -> None:
             if name is None:
                 return
-            self.store.save_preset(Preset(name, target.model, target.sae_id, tuple(self.panel.terms)))
-            self.store.remember_preset(str(self.path), name)
-            self.notify(f"Saved preset {name!r}", timeout=3)
+            with self.storing("save the preset"):
+                self.store.save_preset(Preset(name, target.model, target.sae_id, tuple(self.panel.terms)))
+                self.store.remember_preset(str(self.path), name)
+                self.notify(f"Saved preset {name!r}", timeout=3)
 
-        state = self.store.document(str(self.path))
+        state = None
+        with self.storing("read the document's preset"):
+            state = self.store.document(str(self.path))
         self.push_screen(NameScreen("Save the sliders as preset:", (state.preset if state else None) or ""), named)
 
     def _apply_preset(self, name: str, quiet: bool = False) -> None:
@@ -256,14 +261,17 @@ class SteeringActions(_Base):
         self.panel.set_terms(list(preset.terms))
         if preset.terms:
             self._show_panel()
-        self.store.remember_preset(str(self.path), name)
+        with self.storing("remember the preset"):
+            self.store.remember_preset(str(self.path), name)
         if not quiet:
             self.notify(f"Preset {name!r}: {len(preset.terms)} sliders", timeout=3)
         else:
             self.notify(f"Restored preset {name!r}", timeout=3)
 
     def _pick_preset(self, prompt: str, then) -> None:  # type: ignore[no-untyped-def]
-        names = self.store.preset_names()
+        names: list[str] = []
+        with self.storing("list the presets"):
+            names = self.store.preset_names()
         if not names:
             self.notify("No preset saved yet.", severity="warning")
             return
@@ -288,4 +296,8 @@ class SteeringActions(_Base):
         self._pick_preset("Rename preset:", rename)
 
     def action_delete_preset(self) -> None:
-        self._pick_preset("Delete preset:", lambda name: self.store.delete_preset(name))
+        def delete(name: str) -> None:
+            with self.storing("delete the preset"):
+                self.store.delete_preset(name)
+
+        self._pick_preset("Delete preset:", delete)
