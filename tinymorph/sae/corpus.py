@@ -23,7 +23,7 @@ from tinymorph.errors import SAEError
 CHUNK_CHARS = 4000
 HELDOUT_MODULUS = 20
 SUFFIXES = (".txt", ".md")
-Split = Literal["train", "heldout"]
+Split = Literal["train", "heldout", "all"]
 
 
 @dataclass(frozen=True)
@@ -42,20 +42,23 @@ class Corpus:
         return digest.hexdigest()
 
     def chunks(self, split: Split) -> Iterator[str]:
-        """The text chunks of one side of the split, in file order."""
+        """The text chunks of one side of the split ("all": both), in file order."""
         for path in self.files:
             rel = path.relative_to(self.root).as_posix()
             for index, chunk in enumerate(_chunk(_read(path))):
                 held = zlib.crc32(f"{rel}:{index}".encode()) % HELDOUT_MODULUS == 0
-                if held == (split == "heldout"):
+                if split == "all" or held == (split == "heldout"):
                     yield chunk
 
 
 def open_corpus(root: Path, exclude: Sequence[str] = ()) -> Corpus:
-    """Find the text files under `root`. `exclude` holds glob patterns matched against file names.
-    Raises SAEError if `root` is not a folder or holds no text file."""
+    """The text files under the folder `root`, or the one file `root` (of any suffix: the writer
+    says it is text). `exclude` holds glob patterns matched against file names.
+    Raises SAEError if `root` does not exist or holds no text file."""
+    if root.is_file():
+        return Corpus(root.parent, (root,))
     if not root.is_dir():
-        raise SAEError(f"{root} is not a folder of .txt / .md files")
+        raise SAEError(f"{root} is neither a text file nor a folder of .txt / .md files")
     files = tuple(
         p
         for p in sorted(root.rglob("*"))
@@ -105,13 +108,18 @@ def token_sequences(chunks: Iterator[str], tokenizer: PreTrainedTokenizerBase, s
     return sequences
 
 
-def heldout_sequences(corpus: Corpus, tokenizer: PreTrainedTokenizerBase, seq_len: int, tokens: int) -> list[list[int]]:
-    """About `tokens` tokens of the held-out side, as BOS-prefixed sequences of `seq_len`, in a
+def heldout_sequences(
+    corpus: Corpus, tokenizer: PreTrainedTokenizerBase, seq_len: int, tokens: int, split: Split = "heldout"
+) -> list[list[int]]:
+    """About `tokens` tokens of the held-out side (or of `split`: "all" for text the SAE never
+    saw in training, such as a writer's own), as BOS-prefixed sequences of `seq_len`, in a
     seeded mixed order (the same every run). Raises SAEError if it gives no full sequence."""
-    sequences = shuffled(token_sequences(corpus.chunks("heldout"), tokenizer, seq_len), seed=0)
+    sequences = shuffled(token_sequences(corpus.chunks(split), tokenizer, seq_len), seed=0)
     sequences = sequences[: max(1, tokens // (seq_len - 1))]
     if not sequences:
-        raise SAEError(f"the held-out side of {corpus.root} gives no sequence of {seq_len} tokens")
+        side = "all of" if split == "all" else f"the {split} side of"
+        hint = "" if split == "all" else " (for text the SAE was not trained on, --split all reads all of it)"
+        raise SAEError(f"{side} {corpus.root} gives no sequence of {seq_len} tokens{hint}")
     return sequences
 
 
