@@ -106,29 +106,30 @@ def test_searching_ocean_finds_features_about_the_sea(real):
     assert len(about_sea) >= 3, [data.features[h.index].label for h in hits]
 
 
-@pytest.mark.xfail(reason="steering now starts at the cursor; the concept-slider test replaces this one", strict=False)
-def test_steering_with_a_sea_output_feature_brings_the_sea_in(real):
-    """Output features (those whose decoder direction promotes sea words) steer toward the sea at
-    the default strength, in the suggestion the editor would show first; see docs/steering.md
-    for why detector features do not."""
+def test_a_concept_slider_brings_its_concept_into_the_suggestions(real):
+    """The writer types "rain and storms": on ordinary prompts the editor's suggestions (its own
+    decoding and ranking) speak of the weather far more often than without the slider. Judged by
+    words the slider never saw."""
     from tinymorph.config import Settings
-    from tinymorph.domain import DEFAULT_STRENGTH, SteeringSpec, SteeringTerm
-    from tinymorph.engine.generate import Generator, max_act_tensor
-    from tinymorph.evals.steer import Decoding, first, shown_suggestion
-    from tinymorph.sae.search import search_features
+    from tinymorph.engine.generate import Generator, lens_weights, max_act_tensor
+    from tinymorph.evals.concepts import ConceptCase, concept_eval
+    from tinymorph.evals.steer import Decoding
 
     lm, sae, data = real
-    hits = search_features(lm, sae, data, "ocean", limit=10)
-    says_sea = [
-        h.index for h in hits if any(t.strip().lower() in SEA_WORDS for t, _ in data.features[h.index].promoted)
+    gen = Generator(lm, 511, sae, max_act_tensor(data), lens_weights=lens_weights(data))
+    case = ConceptCase("rain and storms", "rain and storms",
+                       ("rain", "rained", "raining", "rainy", "storm", "storms", "thunder", "wind", "winds", "clouds",
+                        "wet", "downpour", "lightning", "drizzle", "umbrella", "weather"))
+    prompts = [
+        "After breakfast we walked down through the town, and at the corner by the bakery my sister said that",
+        "The meeting had gone on for two hours when the chairman finally stood up and",
+        "He put the letter back in the drawer and went to the window, where",
+        "On the first day of the new job she arrived early and found that",
+        "The old house at the end of the lane had been empty for years, and",
+        "When the train stopped at the little station, the passengers",
     ]
-    assert says_sea, [data.features[h.index].label for h in hits]
-    gen = Generator(lm, 511, sae, max_act_tensor(data))
-    prompt = "After breakfast we walked into town, and"
     editor = Decoding(Settings().temperature, Settings().alternatives, seed=0)
-    plain = first(shown_suggestion(gen, prompt, SteeringSpec(), editor))
-    sea = SteeringSpec((SteeringTerm(DEFAULT_STRENGTH, feature=says_sea[0]),))
-    steered = first(shown_suggestion(gen, prompt, sea, editor))
-    assert steered != plain
-    text = steered.lower()
-    assert SEA_WORDS & set(re.findall(r"[a-z]+", text)), text
+    (result,) = concept_eval(gen, [case], prompts, editor, strength=0.25)
+    unsteered, steered = result.arms["unsteered"], result.arms["steered"]
+    assert steered.concept_rate >= unsteered.concept_rate + 0.5, (steered.samples, unsteered.samples)
+

@@ -11,7 +11,6 @@ from tinymorph.features import (
     FeatureData,
     FeatureInfo,
     fuse,
-    label_from,
     load_feature_data,
     steer_scores,
     text_scores,
@@ -51,13 +50,6 @@ def test_fusion_rewards_features_found_both_ways():
     hits = fuse({1: 9.0, 2: 5.0}, {2: 0.9, 3: 0.8}, limit=3)
     assert [h.index for h in hits] == [2, 1, 3]
     assert hits[0].text_score == 5.0 and hits[0].activation == 0.9
-
-
-def test_labels_prefer_rare_words_and_add_promoted_tokens():
-    peaks = [(" the", 5.0), (" sea", 4.0), (" sea", 4.0), (" ocean", 3.0)]
-    label = label_from(peaks, [" waves", "!", " shore"], {" the": 10_000, " sea": 5, " ocean": 3})
-    assert label.startswith("sea / ocean") and label.endswith("→ waves, shore")
-    assert label_from([("\n", 2.0)], [], {}) == "⏎"
 
 
 def test_round_trip_and_refusals(data, tmp_path):

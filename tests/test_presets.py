@@ -14,6 +14,7 @@ PRESET = Preset("sea voice", TARGET.model, TARGET.sae_id, (
     SteeringTerm(0.6, feature=1234, label="sea / ocean"),
     SteeringTerm(1.0, feature=77, mode="ablate", label="dialogue"),
     SteeringTerm(-0.3, direction=(1.0, 0.0, 0.5, 0.0), label="formal - casual"),
+    SteeringTerm(0.25, direction=(0.0, 2.0, 0.0, 1.0), label="rainy days", concept="rain and storms"),
 ))
 
 
@@ -22,6 +23,8 @@ def test_export_names_model_sae_and_features_neuronpedia_style():
     assert data["model"] == "google/gemma-3-270m" and data["sae"] == "res12-4k"
     assert data["features"][0] == {"modelId": "google/gemma-3-270m", "source": "res12-4k", "index": 1234,
                                    "strength": 0.6, "mode": "add", "label": "sea / ocean"}
+    assert data["directions"][1] == {"name": "rainy days", "strength": 0.25, "vector": [0.0, 2.0, 0.0, 1.0],
+                                     "concept": "rain and storms"}  # a concept slider keeps its words
     assert preset_from_json(json.loads(json.dumps(data)), TARGET) == PRESET
 
 

@@ -12,7 +12,7 @@ from tinymorph.store.migrations import migrations
 from tinymorph.store.store import KEEP_DAILY_DAYS, KEEP_NEWEST_VERSIONS
 
 ALL = ["m001_documents", "m002_suggestion_events", "m003_ui_state", "m004_presets", "m005_document_preset",
-       "m006_journal", "m007_versions"]
+       "m006_journal", "m007_versions", "m008_feature_names"]
 
 
 def test_a_blank_database_gets_every_migration_in_order(tmp_path: Path):
@@ -123,3 +123,11 @@ def test_other_documents_are_not_pruned(store):
     for i in range(KEEP_NEWEST_VERSIONS + 5):
         store.add_version("/a.md", f"v{i}", "save")
     assert [store.version_text(v.id) for v in store.versions("/b.md")] == ["keep me"]
+
+
+def test_feature_names_are_kept_per_sae_and_an_empty_name_forgets(store):
+    store.rename_feature("sae-a", 12, "  the sea  and  ships ")
+    store.rename_feature("sae-b", 12, "something else")
+    assert store.feature_names("sae-a") == {12: "the sea and ships"}
+    store.rename_feature("sae-a", 12, "")
+    assert store.feature_names("sae-a") == {} and store.feature_names("sae-b") == {12: "something else"}

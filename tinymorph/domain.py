@@ -72,6 +72,12 @@ STRENGTH_LIMIT = 1.0
 """Largest |strength| a slider allows, in residual-norm multiples. At layer 12 of the embedded
 model a single feature at 0.4 already turns most continuations into repetition; 1.0 leaves room
 to see that happen (docs/steering.md has the measurements)."""
+DEFAULT_CONCEPT_STRENGTH = 0.25
+"""Strength a concept slider (`engine.concepts`) gets when it is added, in residual-norm
+multiples, calibrated on the development concepts with `tinymorph steer eval --concepts`
+(docs/steering.md): the concept in most suggestions at a median perplexity rise under +50% and
+no more loops than unsteered. A concept vector is added from the cursor on only, so it needs
+about twice a single feature's push."""
 DEFAULT_STRENGTH = 0.125
 """Strength a feature gets when it is added to the panel, in residual-norm multiples. In
 docs/steering.md, at +0.125 features that steer show in 79-85% of the suggestions the editor
@@ -95,6 +101,9 @@ class SteeringTerm:
     `a_i(x) * W_dec[i]` wherever the SAE finds it, keeping the SAE's error term, so nothing else
     moves; `strength` is ignored except that 0 turns the term off.
     `label` names the term for the writer ("feature 1234: sea / ocean", "formal - casual").
+    `concept`: for a concept slider (a direction made from words the writer typed,
+    `engine.concepts`), those words; the alternatives are then ranked by how close their words
+    are to them. It changes no activation (not part of `SteeringSpec.key`).
     Raises ValueError for a term that could never be applied.
     """
 
@@ -103,6 +112,7 @@ class SteeringTerm:
     direction: tuple[float, ...] = ()
     mode: SteerMode = "add"
     label: str = ""
+    concept: str = ""
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.strength):
@@ -119,6 +129,8 @@ class SteeringTerm:
             raise ValueError(f"unknown steering mode {self.mode!r}")
         if self.mode == "ablate" and self.feature is None:
             raise ValueError("only SAE features can be ablated")
+        if self.concept and not self.direction:
+            raise ValueError("a concept slider is a direction")
 
     @property
     def active(self) -> bool:

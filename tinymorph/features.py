@@ -9,9 +9,7 @@ heavy (no torch), so the editor's process can read labels.
 
 import gzip
 import json
-import math
 import re
-from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -55,7 +53,9 @@ class FeatureInfo:
 
     index: int
     label: str
-    """A few words made from the tokens it fires on and the tokens it promotes (no model wrote it)."""
+    """A few English words made from where it fires and what it promotes (`tinymorph.labels`; no
+    model wrote it): "county, town, state" for a detector, "→ writes: gold, metals" for a
+    feature that steers toward words."""
     density: float
     """Fraction of held-out tokens on which it is active (> 0)."""
     max_act: float
@@ -75,6 +75,10 @@ class FeatureInfo:
     """Fraction of probe prompts (training-side text) on which it fires more over a continuation
     steered with it at +0.2 than over the unsteered one
     (`tinymorph.sae.output_score.probe_concept_rates`); None when not measured."""
+
+    topical: bool | None = None
+    """Whether its label names content words (`tinymorph.labels`): False for features of
+    punctuation and function words, which the feature lens leaves out; None when not labelled."""
 
     @property
     def steers(self) -> bool:
@@ -140,6 +144,7 @@ def _encode(f: FeatureInfo) -> dict[str, object]:
         "contexts": [[list(c.tokens), list(c.acts), c.peak, round(c.act, 3)] for c in f.contexts],
         **({"output_score": round(f.output_score, SCORE_DIGITS)} if f.output_score is not None else {}),
         **({"concept_rate": round(f.concept_rate, 3)} if f.concept_rate is not None else {}),
+        **({"topical": f.topical} if f.topical is not None else {}),
     }
 
 
@@ -166,6 +171,7 @@ def load_feature_data(folder: Path, d_sae: int | None = None) -> FeatureData:
                 ),
                 output_score=float(raw["output_score"]) if raw.get("output_score") is not None else None,
                 concept_rate=float(raw["concept_rate"]) if raw.get("concept_rate") is not None else None,
+                topical=bool(raw["topical"]) if raw.get("topical") is not None else None,
             )
             for i, raw in enumerate(data["features"])
         )
@@ -267,33 +273,3 @@ def fuse(
     fused = {i: sum(1 / (k + r[i]) for r in rankings if i in r) for i in set(text) | set(activation) | set(steering)}
     best = sorted(fused, key=lambda i: (-fused[i], i))[:limit]
     return [SearchHit(i, fused[i], text.get(i, 0.0), activation.get(i, 0.0), steering.get(i, 0.0)) for i in best]
-
-
-def label_from(peaks: Sequence[tuple[str, float]], promoted: Iterable[str], token_frequency: dict[str, int]) -> str:
-    """A short label: the words the feature fires on most (activation-weighted, discounted by how
-    common the word is in the scanned text, as tf-idf does), then '→' and the (ASCII, alphabetic)
-    words it promotes most.
-
-    `peaks`: (token at the strongest position, activation) for each top context.
-    """
-    weights: dict[str, float] = {}
-    for token, act in peaks:
-        word = _show(token)
-        if word:
-            weights[word] = weights.get(word, 0.0) + act / math.log(math.e + token_frequency.get(token, 0))
-    fires = sorted(weights, key=lambda w: -weights[w])[:3]
-    # Gemma's 262k vocabulary is multilingual; promoted tokens in other scripts are mostly noise
-    # of the logit lens on an English-prose SAE, so the label keeps English-looking words.
-    says = [w for w in (_show(t) for t in promoted) if len(w) > 1 and w.isascii() and w.isalpha()][:2]
-    label = " / ".join(fires) or "?"
-    return f"{label} → {', '.join(says)}" if says else label
-
-
-def _show(token: str) -> str:
-    """A token as a label word: stripped; whitespace-only tokens shown as symbols."""
-    word = token.strip()
-    if word:
-        return word
-    if "\n" in token:
-        return "⏎"
-    return "␣" if token else ""

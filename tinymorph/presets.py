@@ -41,14 +41,15 @@ class Preset:
 
     def to_json(self) -> dict[str, Any]:
         """The export format. SAE features are Neuronpedia-style references; writer-made
-        directions carry their vector."""
+        directions carry their vector, and a concept slider the words it was made from."""
         features, directions = [], []
         for t in self.terms:
             if t.feature is not None:
                 features.append({"modelId": self.model, "source": self.sae_id, "index": t.feature,
                                  "strength": t.strength, "mode": t.mode, "label": t.label})
             else:
-                directions.append({"name": t.label, "strength": t.strength, "vector": list(t.direction)})
+                directions.append({"name": t.label, "strength": t.strength, "vector": list(t.direction),
+                                   **({"concept": t.concept} if t.concept else {})})
         return {"format": FORMAT, "name": self.name, "model": self.model, "sae": self.sae_id,
                 "features": features, "directions": directions}
 
@@ -102,8 +103,9 @@ def preset_from_json(data: Any, target: SteeringTarget, source: str = "preset") 
         _need(all(isinstance(x, int | float) and math.isfinite(x) for x in vector) and any(vector), where,
               "vector must be finite and non-zero")
         _need(isinstance(d.get("name", ""), str), where, "name must be a string")
+        _need(isinstance(d.get("concept", ""), str), where, "concept must be the words the slider was made from")
         terms.append(SteeringTerm(_number(d.get("strength"), where), direction=tuple(map(float, vector)),
-                                  label=d.get("name", "")))
+                                  label=d.get("name", ""), concept=d.get("concept", "")))
     return Preset(name.strip(), target.model, target.sae_id, tuple(terms))
 
 

@@ -101,15 +101,27 @@ def lens_of(gen: Generator, text: str, steering: SteeringSpec | None = None) -> 
     return seen[0]
 
 
-def test_the_lens_reports_the_strongest_features_of_the_last_tokens(lm, sae):
+def test_the_lens_reports_the_features_that_stay_lit_over_the_last_tokens(lm, sae):
+    text = "The sea was calm and the boats came home to the harbour"
     gen = Generator(lm, 31, sae)
-    got = lens_of(gen, "The sea was calm")
-    ids = gen.context_ids("The sea was calm")
+    got = lens_of(gen, text)
+    ids = gen.context_ids(text)
     with torch.no_grad():
-        acts = sae.encode(layer_output(lm, ids)[1:][-LENS_TOKENS:])  # (n, F)
-    best = acts.max(0).values.topk(3)
+        acts = sae.encode(layer_output(lm, ids)[2:][-LENS_TOKENS:])  # (n, F): not BOS nor the first token
+    kept = acts * (acts >= acts.topk(16, dim=-1).values[:, -1:])  # each position keeps its 16 strongest
+    best = kept.mean(0).topk(3)
     assert [i for i, _ in got] == best.indices.tolist()
     assert [v for _, v in got] == pytest.approx(best.values.tolist(), rel=1e-4)
+
+
+def test_the_lens_leaves_out_what_says_nothing_and_weighs_rare_features_up(lm, sae):
+    text = "The sea was calm and the boats came home to the harbour"
+    top = [i for i, _ in lens_of(Generator(lm, 31, sae), text)]
+    weights = torch.ones(32)
+    weights[top[0]] = 0.0  # dense, or a feature of function words
+    weights[top[2]] = 4.0  # rare
+    got = [i for i, _ in lens_of(Generator(lm, 31, sae, lens_weights=weights), text)]
+    assert top[0] not in got and got[0] == top[2]
 
 
 @pytest.mark.parametrize("steer_prompt", [False, True])
@@ -228,8 +240,8 @@ def test_suggest_returns_the_alternatives_best_shown_first_when_features_are_tur
     class Sampled(ConceptMeter):
         """The same meter, but keeping the sampled order: what suggest would return unranked."""
 
-        def order(self, readings, live):
-            seen.append(self.scores(readings, live).tolist())
+        def order(self, readings, live, texts=None):
+            seen.append(self.scores(readings, live, texts).tolist())
             return list(range(self.rows))
 
     monkeypatch.setattr(generate, "ConceptMeter", Sampled)

@@ -9,10 +9,12 @@ from pathlib import Path
 from tinymorph.engine.protocol import (
     CompareRequest,
     ComparisonReady,
+    ConceptMade,
     DirectionMade,
     Event,
     FeatureSearchReady,
     FeaturesLit,
+    MakeConcept,
     MakeDirection,
     Request,
     SearchFeatures,
@@ -35,10 +37,10 @@ def tiny_feature_data(folder: Path, save: bool = True) -> FeatureData:
                            (FeatureContext(tokens, (0,) * (len(tokens) - 1) + (100,), len(tokens) - 1, 4.0),))
 
     data = FeatureData("tiny-sae", "scripted", "blocks.0.hook_resid_post", 1000, (
-        info(0, "the / a", "on| the"),
-        info(1, "sea / ocean → waves", "across| the| ocean"),
-        info(2, "harbour / boats", "in| the| harbour"),
-        info(3, "budget / money", "the| budget"),
+        info(0, "the, a", "on| the"),
+        info(1, "sea, ocean, waves", "across| the| ocean"),
+        info(2, "harbour, boats", "in| the| harbour"),
+        info(3, "→ writes: money, budget", "the| budget"),
     ))
     if save:
         folder.mkdir(parents=True, exist_ok=True)
@@ -88,6 +90,9 @@ class ScriptedEngine:
             self.on_event(ComparisonReady(req.request_id, " plain words.", " salt and spray."))
         elif isinstance(req, MakeDirection):
             self.on_event(DirectionMade(req.request_id, req.name, (1.0,) + (0.0,) * (D_MODEL - 1), len(req.text)))
+        elif isinstance(req, MakeConcept):
+            self.on_event(ConceptMade(req.request_id, " ".join(req.words.split()), (0.0, 1.0) + (0.0,) * (D_MODEL - 2),
+                                      ((1, 0.8), (2, 0.5))))
 
     def stop(self, timeout: float = 3.0) -> None:
         self.stopped = True

@@ -7,11 +7,11 @@ import pytest
 
 from tests.ui.fakes import ScriptedEngine, tiny_feature_data
 from tinymorph.config import Settings
-from tinymorph.domain import DEFAULT_STRENGTH
+from tinymorph.domain import DEFAULT_CONCEPT_STRENGTH, DEFAULT_STRENGTH
 from tinymorph.paths import package_data_dir
 from tinymorph.store import Store
 from tinymorph.ui.app import TinymorphApp, make_app
-from tinymorph.ui.dialogs import CompareScreen, FeatureSearchScreen
+from tinymorph.ui.dialogs import CompareScreen, FeatureSearchScreen, NameScreen
 from tinymorph.ui.steering import COARSE_STEP, FINE_STEP
 
 
@@ -43,7 +43,27 @@ def last_terms(engine: ScriptedEngine):
     return engine.suggest_requests[-1].steering.terms
 
 
-async def test_search_add_turn_up_and_the_suggestion_is_asked_again(notes, store, engine):
+async def test_typing_words_and_enter_adds_a_concept_slider_named_by_them(notes, store, engine):
+    app = build(notes, store, engine)
+    async with app.run_test() as pilot:
+        app.editor.move_cursor(app.editor.document.end)
+        await settle(pilot, app, lambda: app.feature_data is not None and engine.suggest_requests)
+        await pilot.press("ctrl+f")
+        await settle(pilot, app, lambda: isinstance(app.screen, FeatureSearchScreen))
+        await pilot.press(*"rain  and storms")
+        options = app.screen.query_one("#hits")
+        first_row = str(options.get_option_at_index(0).prompt)
+        assert first_row.startswith("concept") and "rain  and storms" in first_row
+        await pilot.press("enter")
+        await settle(pilot, app, lambda: last_terms(engine))
+        (term,) = last_terms(engine)
+        assert (term.label, term.concept) == ("rain and storms", "rain and storms")
+        assert term.strength == DEFAULT_CONCEPT_STRENGTH
+        assert term.direction and term.feature is None
+        assert "concept" in str(app.panel.render()) and "rain and storms" in str(app.panel.render())
+
+
+async def test_search_add_a_feature_turn_up_and_the_suggestion_is_asked_again(notes, store, engine):
     app = build(notes, store, engine)
     async with app.run_test() as pilot:
         app.editor.move_cursor(app.editor.document.end)
@@ -54,11 +74,11 @@ async def test_search_add_turn_up_and_the_suggestion_is_asked_again(notes, store
         await pilot.press(*"ocean")
         await settle(pilot, app, lambda: app.screen.activation.get("ocean"))
         assert app.screen.hits[0].index == 1  # label match and fires on "ocean"
-        await pilot.press("enter")
+        await pilot.press("down", "down", "enter")  # past the concept row, the first feature
         await settle(pilot, app, lambda: last_terms(engine))
         (term,) = last_terms(engine)
         assert (term.feature, term.strength, term.mode) == (1, DEFAULT_STRENGTH, "add")
-        assert app.panel.display and "sea / ocean" in term.label
+        assert app.panel.display and "sea, ocean" in term.label
         asked = len(engine.suggest_requests)
         await pilot.press("ctrl+t")  # into the panel
         assert app.panel.has_focus
@@ -87,9 +107,9 @@ async def test_the_lens_shows_labels_beside_the_cursor_and_pins(notes, store, en
         app.editor.move_cursor(app.editor.document.end)
         await settle(pilot, app, lambda: app.feature_data is not None and app.editor.inlay)
         await settle(pilot, app, lambda: "harbour" in app.editor.inlay)
-        assert app.editor.inlay == "harbour / boats · sea / ocean"
-        assert "harbour / boats" in app.editor.render_line(0).text  # drawn on the cursor's line
-        assert "harbour / boats" not in app.editor.text  # never part of the document
+        assert app.editor.inlay == "harbour, boats · sea, ocean"
+        assert "harbour, boats" in app.editor.render_line(0).text  # drawn on the cursor's line
+        assert "harbour, boats" not in app.editor.text  # never part of the document
         await pilot.press("alt+p")
         await settle(pilot, app)
         assert [t.feature for t in app.panel.terms] == [2]
@@ -132,6 +152,42 @@ async def test_a_saved_preset_is_restored_when_the_document_is_reopened(notes, t
     async with again.run_test() as pilot:
         await settle(pilot, again, lambda: again.panel.terms)
         assert [t.feature for t in again.panel.terms] == [1, 3] and again.panel.display
+    store.close()
+
+
+async def test_a_renamed_feature_shows_its_name_everywhere_and_keeps_it_in_a_new_feature_file(notes, tmp_path, engine):
+    store = Store(tmp_path / "store.db")
+    app = build(notes, store, engine)
+    async with app.run_test() as pilot:
+        app.editor.move_cursor(app.editor.document.end)
+        await settle(pilot, app, lambda: app.feature_data is not None and "harbour" in app.editor.inlay)
+        app.add_feature(2)
+        await pilot.press("ctrl+t", "r")  # in the panel: rename the selected slider
+        await settle(pilot, app, lambda: isinstance(app.screen, NameScreen))
+        await pilot.press("ctrl+a", "ctrl+k", *"quayside", "enter")  # clear the field, type the name
+        await settle(pilot, app, lambda: app.panel.terms[0].label == "quayside")
+        assert "quayside" in str(app.panel.render())
+        assert app.editor.inlay.startswith("quayside")  # the lens
+        app.action_search_features()
+        await settle(pilot, app, lambda: isinstance(app.screen, FeatureSearchScreen))
+        await pilot.press(*"harbour")
+        await pilot.pause(0.1)
+        rows = [str(app.screen.query_one("#hits").get_option_at_index(k).prompt) for k in range(2)]
+        assert "quayside" in rows[1]  # search
+        await pilot.press("escape")
+        app.action_save_preset()
+        await pilot.pause(0.05)
+        await pilot.press(*"harbour", "enter")
+        await pilot.pause(0.05)
+    assert store.preset_json("harbour")["features"][0]["label"] == "quayside"  # presets
+    store.close()
+    tiny_feature_data(tmp_path / "sae")  # a new feature file, with its own labels
+    store = Store(tmp_path / "store.db")
+    again = build(notes, store, ScriptedEngine(feature_folder=tmp_path / "sae"))
+    async with again.run_test() as pilot:
+        again.editor.move_cursor(again.editor.document.end)
+        await settle(pilot, again, lambda: again.feature_data is not None and again.editor.inlay)
+        assert again.editor.inlay.startswith("quayside") and again.panel.terms[0].label == "quayside"
     store.close()
 
 

@@ -25,6 +25,7 @@ from tinymorph.features import (
     FeatureInfo,
     load_feature_data,
 )
+from tinymorph.labels import relabel
 from tinymorph.lm.manifest import resolve_model, resolve_sae
 from tinymorph.paths import app_paths
 
@@ -198,12 +199,21 @@ def run_score(args: argparse.Namespace) -> int:
         dataclasses.replace(f, output_score=o, concept_rate=concept.get(f.index))
         for f, o in zip(data.features, output, strict=True)
     )
-    path = dataclasses.replace(data, features=features).save(folder)
+    path = relabel(dataclasses.replace(data, features=features)).save(folder)  # output features now say "writes"
     steers = sum(f.steers and not f.dense for f in features)
     console.print(
         f"scores written to {path}: {steers} of {len(features)} features steer (output score >= "
         f"{STEERS_SCORE}, probe concept rate >= {STEERS_CONCEPT_RATE:.0%}, not dense)"
     )
+    return 0
+
+
+def run_label(args: argparse.Namespace) -> int:
+    folder = feature_folder(args)
+    data = relabel(load_feature_data(folder))
+    path = data.save(folder)
+    topical = sum(bool(f.topical) for f in data.features)
+    Console(stderr=True).print(f"{len(data)} labels written to {path} ({topical} topical)")
     return 0
 
 
@@ -232,8 +242,10 @@ def main(argv: list[str]) -> int:
                        help="prompts for the concept-rate probe, 12 tokens each (default 8)")
     score.add_argument("--strength", type=float, default=0.2, help="steering strength (default 0.2)")
     score.add_argument("--exclude", action="append", default=[], metavar="GLOB")
-    for p in (show, search, build, score):
+    label = sub.add_parser("label", help="make the readable labels again from the feature file (no model)")
+    for p in (show, search, build, score, label):
         add_sae_option(p)
         add_model_options(p)
     args = parser.parse_args(argv)
-    return {"show": run_show, "search": run_search, "build": run_build, "score": run_score}[args.action](args)
+    actions = {"show": run_show, "search": run_search, "build": run_build, "score": run_score, "label": run_label}
+    return actions[args.action](args)

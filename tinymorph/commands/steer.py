@@ -1,21 +1,34 @@
-"""`tinymorph steer eval CORPUS`: does steering by SAE feature work, and what does it cost?
+"""`tinymorph steer eval|concept`: does steering work, and what does a concept slider look like?
 
-Owns: argument parsing, the rich table, and the markdown written with --markdown (for docs/).
-Errors reach `cli.main`.
+Owns: argument parsing, the rich tables, and the markdown and JSON written with --markdown and
+--json (for docs/). The numbers come from `tinymorph.evals`; errors reach `cli.main`.
+- `steer eval CORPUS`: the per-feature table (SAE features, with a strength-0 control row each).
+- `steer eval CORPUS --concepts FILE.toml` (or `--text FILE_OR_FOLDER` for the prompts): the
+  four-arm evaluation of concept sliders (unsteered, selection, steered, prompted).
+- `steer concept "the sea"`: what the slider is made of, and suggestions with and without it.
 """
 
 import argparse
 import dataclasses
+import json
 import shlex
 import statistics
-import sys
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from tinymorph.cli_common import add_model_options, add_sae_option
+from tinymorph.cli_common import add_model_options, add_sae_option, settings_from_args
 from tinymorph.commands.features import feature_folder, load_cli_sae
+from tinymorph.domain import DEFAULT_CONCEPT_STRENGTH
+from tinymorph.errors import ConfigError
+from tinymorph.paths import app_paths
+
+SAMPLE_CONTEXT = (
+    "After breakfast we walked down through the town. The streets were still quiet, and at the "
+    "corner by the bakery my sister stopped and said that"
+)
+"""The context `steer concept` continues when none is given (written for tinymorph)."""
 
 
 def shown(strength: float) -> str:
@@ -23,17 +36,188 @@ def shown(strength: float) -> str:
     return f"{strength:+.2f}" if round(strength, 2) == strength else f"{strength:+.3f}"
 
 
-def main(argv: list[str]) -> int:
-    from tinymorph.config import Settings
-    from tinymorph.engine.generate import Generator, max_act_tensor
-    from tinymorph.evals.steer import GREEDY, Decoding, decode_throughput, pick_features, steer_eval
-    from tinymorph.features import load_feature_data
+def prompts_from(path: Path, n: int, exclude: list[str], split: str) -> list[str]:
+    """`n` prompts: the first 60 words of chunks spread over one side of the split of `path` (a
+    folder or one file). Raises SAEError (from the corpus) when there is no text, ConfigError when
+    there are fewer chunks than prompts asked for."""
     from tinymorph.sae.corpus import open_corpus
 
-    parser = argparse.ArgumentParser(prog="tinymorph steer", description="Measure steering by SAE feature.")
+    chunks = list(open_corpus(path, exclude).chunks(split))  # type: ignore[arg-type]
+    prompts = [" ".join(c.split()[:60]) for c in chunks[:: max(1, len(chunks) // max(1, n))]][:n]
+    if len(prompts) < n:
+        raise ConfigError(f"{path} gives {len(prompts)} prompts ({split} side); ask for fewer with --prompts")
+    return prompts
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The command line that made a report, for the report (docs quote it)."""
+    return shlex.join(["tinymorph", "steer", *args.argv])
+
+
+def run_features(args: argparse.Namespace, lm, sae, gen, data, prompts, decoding, console) -> int:  # type: ignore[no-untyped-def]
+    from tinymorph.evals.steer import decode_throughput, pick_features, steer_eval
+
+    if args.features:
+        features = [int(x) for x in args.features.split(",")]
+    else:
+        features = pick_features(data, args.n_features, args.pick_seed, steers_only=args.pick == "steers")
+    strengths = [float(x) for x in args.strengths.split(",")]
+    results = steer_eval(lm, sae, data, prompts, features, strengths, console.print, decoding, gen)
+    speed = decode_throughput(gen, prompts[:3], [1, 16], decoding, repeats=5)  # interleaved; the median of 5
+    table = Table(title=f"steering {sae.sae_id}: {len(prompts)} held-out prompts, {decoding.describe()}")
+    for col in ("feature", "label", "strength", "concept shows", "act. unsteered", "act. steered", "perplexity"):
+        table.add_column(col)
+    rows = []
+    for r in results:
+        row = (str(r.feature), r.label[:40], shown(r.strength) + (" (control)" if r.strength == 0 else ""),
+               f"{r.concept_rate:.0%}", f"{r.mean_act_unsteered:.2f}", f"{r.mean_act_steered:.2f}",
+               f"{r.perplexity_unsteered:.1f} → {r.perplexity_steered:.1f} ({r.perplexity_rise:+.0%})")
+        rows.append(row)
+        table.add_row(*row)
+    out = Console()
+    out.print(table)
+    summary = []
+    for s in sorted({r.strength for r in results}):
+        cells = [r for r in results if r.strength == s]
+        concept = sum(r.concept_rate for r in cells) / len(cells)
+        ppl = statistics.median(r.perplexity_rise for r in cells)
+        name = shown(s) + (" (control: ranking, no push)" if s == 0 else "")
+        summary.append(f"| {name} | {concept:.0%} | {ppl:+.0%} |")
+        out.print(f"strength {name}: the feature rises in {concept:.0%} of suggestions; median perplexity {ppl:+.0%}")
+    ratio = {n: speed[n] / speed[0] for n in speed}
+    out.print("decode tokens/s per alternative: " + ", ".join(
+        f"{n} features {v:.1f} ({ratio[n]:.2f}x)" for n, v in speed.items()))
+    if args.markdown:
+        lines = [
+            f"Command: `{_command(args)}`", "", f"Decoding: {decoding.describe()}.", "",
+            "| strength | feature rises | median perplexity rise |", "|---|---:|---:|", *summary, "",
+            "| feature | label | strength | feature rises | act. unsteered | act. steered | perplexity |",
+            "|---:|---|---|---:|---:|---:|---|",
+            *("| " + " | ".join(c.replace("|", "/") for c in row) + " |" for row in rows), "",
+            "| active features | decode tokens/s | vs unsteered |", "|---:|---:|---:|",
+            *(f"| {n} | {v:.1f} | {ratio[n]:.2f}x |" for n, v in speed.items()),
+        ]
+        args.markdown.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return 0
+
+
+def run_concepts(args: argparse.Namespace, gen, data, prompts, decoding, console) -> int:  # type: ignore[no-untyped-def]
+    from tinymorph.evals.concepts import ARMS, as_json, concept_eval, perplexity_rise, read_concepts, summary
+
+    cases = read_concepts(args.concepts)
+    strength = args.strength if args.strength is not None else DEFAULT_CONCEPT_STRENGTH
+    label = (lambda i: f"#{i} {data.features[i].label}") if data is not None else (lambda i: f"#{i}")
+    results = concept_eval(gen, cases, prompts, decoding, strength, console.print, label)
+    totals = summary(results)
+    out = Console()
+    table = Table(title=f"concept sliders at {shown(strength)}: {len(cases)} concepts x {len(prompts)} prompts, "
+                        f"{decoding.describe()}")
+    table.add_column("concept")
+    for arm in ARMS:
+        table.add_column(f"{arm}\nrate / ppl / rep.")
+    for r in results:
+        table.add_row(r.case.name, *(
+            f"{r.arms[a].concept_rate:.0%} / {r.arms[a].perplexity:.1f} / {r.arms[a].repetition:.1%}" for a in ARMS))
+    table.add_row("median", *(
+        f"{totals[a]['concept_rate']:.0%} / {totals[a]['perplexity']:.1f} / {totals[a]['repetition']:.1%}"
+        for a in ARMS), style="bold")
+    out.print(table)
+    for arm in ARMS:
+        out.print(f"{arm}: concept {totals[arm]['concept_rate']:.0%}, perplexity {totals[arm]['perplexity']:.2f} "
+                  f"({perplexity_rise(totals, arm):+.0%} vs unsteered), repetition {totals[arm]['repetition']:.1%}")
+    if args.json:
+        report = as_json(results)
+        report["command"] = _command(args)
+        args.json.write_text(json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
+    if args.markdown:
+        lines = [
+            f"Command: `{_command(args)}`", "",
+            f"{len(cases)} concepts, {len(prompts)} prompts each, {decoding.describe()}; concept sliders at "
+            f"{shown(strength)}. Each cell: concept rate / median perplexity under the unsteered model / "
+            "share of repeated word 3-grams.", "",
+            "| arm | concept rate (median) | median perplexity | vs unsteered | repetition |",
+            "|---|---:|---:|---:|---:|",
+            *(f"| {a} | {totals[a]['concept_rate']:.0%} | {totals[a]['perplexity']:.2f} | "
+              f"{perplexity_rise(totals, a):+.0%} | {totals[a]['repetition']:.1%} |" for a in ARMS), "",
+            "| concept | query | " + " | ".join(ARMS) + " |", "|---|---|" + "---|" * len(ARMS),
+            *(f"| {r.case.name} | {r.case.query} | " + " | ".join(
+                f"{r.arms[a].concept_rate:.0%} / {r.arms[a].perplexity:.1f} / {r.arms[a].repetition:.0%}"
+                for a in ARMS) + " |" for r in results),
+        ]
+        args.markdown.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from tinymorph.engine.generate import Generator, max_act_tensor
+    from tinymorph.evals.steer import GREEDY, Decoding
+    from tinymorph.features import load_feature_data
+
+    if args.corpus is None and args.text is None:
+        raise ConfigError("steer eval needs prompts: a CORPUS folder (its held-out side) or --text FILE_OR_FOLDER")
+    console = Console(stderr=True)
+    settings = settings_from_args(args, app_paths())
+    lm, sae, _manifest = load_cli_sae(args, console)
+    data = load_feature_data(feature_folder(args), sae.d_sae)
+    source, split = (args.text, "all") if args.text is not None else (args.corpus, "heldout")
+    prompts = prompts_from(source, args.prompts, args.exclude, split)
+    decoding = (
+        dataclasses.replace(GREEDY, tokens=args.tokens) if args.greedy
+        else Decoding(settings.temperature, settings.alternatives, args.seed, args.tokens)
+    )
+    gen = Generator(lm, settings.context_tokens, sae, max_act_tensor(data))
+    if args.concepts is not None:
+        return run_concepts(args, gen, data, prompts, decoding, console)
+    return run_features(args, lm, sae, gen, data, prompts, decoding, console)
+
+
+def run_concept(args: argparse.Namespace) -> int:
+    from tinymorph.domain import SteeringSpec, SteeringTerm
+    from tinymorph.engine.concepts import TEMPLATES, build_concept
+    from tinymorph.engine.generate import Generator, max_act_tensor
+    from tinymorph.evals.steer import Decoding, shown_suggestion
+    from tinymorph.features import load_feature_data
+
+    settings = settings_from_args(args, app_paths())
+    lm, sae, _manifest = load_cli_sae(args, Console(stderr=True))
+    data = load_feature_data(feature_folder(args), sae.d_sae)
+    concept = build_concept(lm, args.words, sae)
+    strength = args.strength if args.strength is not None else DEFAULT_CONCEPT_STRENGTH
+    out = Console()
+    out.print(f"[bold]concept slider {concept.name!r}[/] at {shown(strength)} (residual-norm multiples)")
+    out.print(f"made of: the in-context vector of {concept.name!r}, the mean change that 'This passage is about "
+              f"{concept.name}.' (and {len(TEMPLATES) - 1} other phrasings) makes to the residual stream after layer "
+              f"{lm.hook_layer} over {concept.tokens} tokens of neutral text; its length is {concept.shift:.0f}, "
+              f"{concept.shift / lm.median_norm:.3f} median residual norms")
+    table = Table("SAE feature", "label", "cosine with the slider", title="the features closest to it")
+    for i, cos in concept.features:
+        table.add_row(f"#{i}", data.features[i].label, f"{cos:.2f}")
+    out.print(table)
+    gen = Generator(lm, settings.context_tokens, sae, max_act_tensor(data))
+    decoding = Decoding(settings.temperature, settings.alternatives, args.seed, settings.max_new_tokens)
+    term = SteeringTerm(strength, direction=tuple(concept.direction.tolist()), label=concept.name, concept=concept.name)
+    context = args.context or SAMPLE_CONTEXT
+    out.print(f"\n[dim]…{context[-160:]}[/]")
+    for title, spec in (("unsteered", SteeringSpec()), (f"steered toward {concept.name!r}", SteeringSpec((term,)))):
+        result = shown_suggestion(gen, context, spec, decoding)
+        out.print(f"[bold]{title}[/] (the first is what the editor shows):")
+        for k, alternative in enumerate(result.alternatives or ("(nothing)",), start=1):
+            out.print(f"  {k}. {alternative}")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="tinymorph steer", description="Measure and try steering.")
     sub = parser.add_subparsers(dest="action", required=True)
-    ev = sub.add_parser("eval", help="concept rate and fluency cost over held-out prompts; decode speed")
-    ev.add_argument("corpus", type=Path, help="folder of text; prompts come from its held-out chunks")
+    ev = sub.add_parser("eval", help="does steering work: SAE features, or concept sliders with --concepts")
+    ev.add_argument("corpus", type=Path, nargs="?", help="folder of text; prompts come from its held-out chunks")
+    ev.add_argument("--text", type=Path, metavar="FILE_OR_FOLDER",
+                    help="take the prompts from all of this text instead (text no model or SAE was tuned on)")
+    ev.add_argument("--concepts", type=Path, metavar="FILE.toml",
+                    help="[[concept]] tables (name, query, words): the four-arm evaluation of concept sliders")
+    ev.add_argument("--strength", type=float,
+                    help=f"concept sliders' strength (default {DEFAULT_CONCEPT_STRENGTH}, the editor's)")
+    ev.add_argument("--json", type=Path, help="with --concepts: write every arm, sample and the summary as JSON")
     ev.add_argument("--features", help="comma-separated feature indices (default: a seeded sample)")
     ev.add_argument("--n-features", type=int, default=8)
     ev.add_argument("--pick-seed", type=int, default=0, help="seed of the feature sample (default 0)")
@@ -41,87 +225,24 @@ def main(argv: list[str]) -> int:
         "--pick", choices=["random", "steers"], default="steers",
         help="the sample: any feature, or only features that steer: output score and probe concept rate (default)",
     )
-    ev.add_argument("--strengths", default="0.3,0.6,1.0", help="comma-separated strengths (default 0.3,0.6,1.0)")
+    ev.add_argument("--strengths", default="0.125,0.25",
+                    help="feature strengths (default 0.125,0.25; a control row at 0 is added)")
     ev.add_argument("--prompts", type=int, default=10)
-    ev.add_argument("--tokens", type=int, default=24, help="tokens generated per continuation")
-    ev.add_argument(
-        "--greedy", action="store_true",
-        help="decode greedily, one continuation (default: as the editor does: sampled alternatives, "
-        "the one it would show first)",
-    )
-    ev.add_argument("--seed", type=int, default=0, help="seed of the sampled continuations (default 0)")
+    ev.add_argument("--tokens", type=int, default=24, help="longest suggestion in tokens (default 24)")
+    ev.add_argument("--greedy", action="store_true",
+                    help="decode greedily, one continuation (default: as the editor does: sampled alternatives, "
+                         "the one it shows first)")
+    ev.add_argument("--seed", type=int, default=0, help="seed of the sampled suggestions (default 0)")
     ev.add_argument("--exclude", action="append", default=[], metavar="GLOB")
-    ev.add_argument("--markdown", type=Path, help="also write the table as markdown to this file")
-    add_sae_option(ev)
-    add_model_options(ev)
+    ev.add_argument("--markdown", type=Path, help="also write the tables as markdown to this file")
+    concept = sub.add_parser("concept", help="make a concept slider from words and show what it does")
+    concept.add_argument("words", help="what a writer would type: 'sea', 'rain and storms', 'formal letters'")
+    concept.add_argument("--strength", type=float, help=f"default {DEFAULT_CONCEPT_STRENGTH}")
+    concept.add_argument("--context", help="the text to continue (default: a few sentences of ordinary prose)")
+    concept.add_argument("--seed", type=int, default=0)
+    for p in (ev, concept):
+        add_sae_option(p)
+        add_model_options(p)
     args = parser.parse_args(argv)
-    console = Console(stderr=True)
-    lm, sae, _manifest = load_cli_sae(args, console)
-    data = load_feature_data(feature_folder(args), sae.d_sae)
-    if args.features:
-        features = [int(x) for x in args.features.split(",")]
-    else:
-        features = pick_features(data, args.n_features, args.pick_seed, steers_only=args.pick == "steers")
-    strengths = [float(x) for x in args.strengths.split(",")]
-    chunks = list(open_corpus(args.corpus, args.exclude).chunks("heldout"))
-    prompts = [" ".join(c.split()[:60]) for c in chunks[:: max(1, len(chunks) // args.prompts)]][: args.prompts]
-    defaults = Settings()
-    decoding = (
-        dataclasses.replace(GREEDY, tokens=args.tokens) if args.greedy
-        else Decoding(defaults.temperature, defaults.alternatives, args.seed, args.tokens)
-    )
-    gen = Generator(lm, defaults.context_tokens, sae, max_act_tensor(data))
-    results = steer_eval(lm, sae, data, prompts, features, strengths, console.print, decoding, gen)
-    speed = decode_throughput(gen, prompts[:3], [1, 16], decoding, repeats=5)  # interleaved; the median of 5
-    table = Table(
-        title=f"steering {sae.sae_id}: {len(prompts)} held-out prompts, {args.tokens} tokens, {decoding.describe()}"
-    )
-    for col in ("feature", "label", "strength", "concept shows", "act. unsteered", "act. steered", "perplexity"):
-        table.add_column(col)
-    rows = []
-    for r in results:
-        row = (
-            str(r.feature),
-            r.label[:40],
-            shown(r.strength),
-            f"{r.concept_rate:.0%}",
-            f"{r.mean_act_unsteered:.2f}",
-            f"{r.mean_act_steered:.2f}",
-            f"{r.perplexity_unsteered:.1f} → {r.perplexity_steered:.1f} ({r.perplexity_rise:+.0%})",
-        )
-        rows.append(row)
-        table.add_row(*row)
-    out = Console()
-    out.print(table)
-    summary = []
-    for s in strengths:
-        cells = [r for r in results if r.strength == s]
-        concept = sum(r.concept_rate for r in cells) / len(cells)
-        ppl = statistics.median(r.perplexity_rise for r in cells)
-        summary.append(f"| {shown(s)} | {concept:.0%} | {ppl:+.0%} |")
-        out.print(
-            f"strength {shown(s)}: concept shows in {concept:.0%} of continuations; median perplexity rise {ppl:+.0%}"
-        )
-    ratio = {n: speed[n] / speed[0] for n in speed}
-    speeds = ", ".join(f"{n} features {v:.1f} ({ratio[n]:.2f}x)" for n, v in speed.items())
-    out.print(f"decode tokens/s per alternative: {speeds}")
-    if args.markdown:
-        lines = [
-            f"Command: `{shlex.join(['tinymorph', 'steer', *sys.argv[2:]])}`",
-            "",
-            f"Decoding: {decoding.describe()}; {args.tokens} tokens per continuation.",
-            "",
-            "| strength | concept shows | median perplexity rise |",
-            "|---:|---:|---:|",
-            *summary,
-            "",
-            "| feature | label | strength | concept shows | act. unsteered | act. steered | perplexity |",
-            "|---:|---|---:|---:|---:|---:|---|",
-            *("| " + " | ".join(c.replace("|", "/") for c in row) + " |" for row in rows),
-            "",
-            "| active features | decode tokens/s | vs unsteered |",
-            "|---:|---:|---:|",
-            *(f"| {n} | {v:.1f} | {ratio[n]:.2f}x |" for n, v in speed.items()),
-        ]
-        args.markdown.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return 0
+    args.argv = argv
+    return run_eval(args) if args.action == "eval" else run_concept(args)

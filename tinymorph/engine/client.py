@@ -24,6 +24,7 @@ from pathlib import Path
 
 from tinymorph.engine.protocol import (
     ComparisonReady,
+    ConceptMade,
     DirectionMade,
     Event,
     FeatureSearchReady,
@@ -42,12 +43,13 @@ from tinymorph.logs import route_library_output
 BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 CRASHES_PER_REQUEST = 3
 """Worker deaths with the same request unanswered after which the client stops restarting it."""
-_ANSWERS = (SuggestionReady, RequestFailed, ComparisonReady, FeatureSearchReady, DirectionMade)
+_ANSWERS = (SuggestionReady, RequestFailed, ComparisonReady, FeatureSearchReady, DirectionMade, ConceptMade)
 _WHAT = {
     "SuggestRequest": "a suggestion at the cursor",
     "CompareRequest": "a comparison",
     "SearchFeatures": "a feature search",
     "MakeDirection": "a 'more like this' slider",
+    "MakeConcept": "a concept slider",
 }
 
 

@@ -46,3 +46,36 @@ def can_suggest_at(line: str, column: int) -> bool:
     empty document (nothing to continue). No suggestions in the middle of a word."""
     after = line[column:]
     return after == "" or after[0].isspace()
+
+
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+
+
+def words_of(text: str) -> list[str]:
+    """The words of `text`, lower-cased ("sailor's" stays one word)."""
+    return _WORD.findall(text.lower())
+
+
+def repeated_trigrams(text: str) -> int:
+    """How many word 3-grams of `text` repeat an earlier one ("the forest of the forest, in the
+    forest of the forest" has 3): the loops that steering, or a small model, falls into."""
+    words = words_of(text)
+    seen: set[tuple[str, ...]] = set()
+    repeats = 0
+    for i in range(len(words) - 2):
+        gram = tuple(words[i : i + 3])
+        repeats += gram in seen
+        seen.add(gram)
+    return repeats
+
+
+LOOP_SHARE = 0.2
+"""A text whose repeated word 3-grams are more than this share of its 3-grams loops."""
+
+
+def loops(text: str) -> bool:
+    """True when `text` goes round in circles: more than LOOP_SHARE of its word 3-grams repeat an
+    earlier one ("in the forest of the forest, in the forest of the forest": 4 of 11). One
+    repeat in a long sentence ("the sea, and the sea") is not a loop."""
+    grams = len(words_of(text)) - 2
+    return grams > 0 and repeated_trigrams(text) / grams > LOOP_SHARE

@@ -27,7 +27,8 @@ import torch
 from transformers import DynamicCache
 
 from tinymorph.domain import SteeringSpec
-from tinymorph.engine.continuation import cut_continuation
+from tinymorph.engine.concepts import ConceptWords
+from tinymorph.engine.continuation import cut_continuation, loops
 from tinymorph.engine.protocol import SuggestionReady, SuggestRequest
 from tinymorph.features import FeatureData
 from tinymorph.lm.model import LoadedModel, decoder_layers
@@ -39,8 +40,9 @@ DROP_BLOCK_TOKENS = 64
 # Decoded context tokens kept in front of the generated ones, so that SentencePiece's leading
 # space is decoded as it will appear in the document.
 _DECODE_ANCHOR_TOKENS = 4
-LENS_TOKENS = 6
-"""The feature lens looks at this many tokens before the cursor."""
+LENS_TOKENS = 12
+"""The feature lens looks at this many tokens before the cursor (about a sentence): a feature that
+stays lit over them says more about the text than one that flashes on one word."""
 LENS_FEATURES = 3
 _LENS_KEEP = 16
 """Strongest features kept per position for the lens."""
@@ -106,61 +108,98 @@ def max_act_tensor(data: FeatureData) -> torch.Tensor:
     return torch.tensor([max(f.max_act, 1e-6) for f in data.features])
 
 
+def lens_weights(data: FeatureData) -> torch.Tensor:
+    """(d_sae,) how much a feature lighting up says about the writer's text, for the feature lens:
+    its inverse density ln(1/density) / ln(10^4) (as idf weighs words: a feature firing on 1 token
+    in 10^4 says more than one firing on 1 in 30, as feature search weighs them), and 0 for dense
+    features (active on > 10% of tokens) and features of punctuation and function words
+    (`FeatureInfo.topical` False)."""
+    density = torch.tensor([max(f.density, 1e-6) for f in data.features])
+    idf = (1 / density).log() / math.log(1e4)  # (F,)
+    keep = torch.tensor([not f.dense and f.topical is not False and not f.dead for f in data.features])
+    return idf.clamp(min=0) * keep
+
+
 class ConceptMeter:
-    """How strongly the features the writer turned up fire on each alternative, from the hook
-    layer's readings taken while it was decoded, encoded by the SAE once at the end, so that the
-    alternative shown first is the one that shows them most.
+    """How strongly each alternative shows what the writer turned up, from the hook layer's
+    readings taken while it was decoded, so that the alternative shown first is the one that
+    shows it most.
 
     The readings are the hook layer's output *before* the steering hook adds to it. Steering
     acts only after that layer, so up to there every position (and every key and value the
     layers up to it attend to) is exactly what the unsteered model computes on the same tokens:
-    the reading equals re-encoding the generated text with the unsteered model and the SAE, at no
-    extra forward pass.
+    the reading equals re-encoding the generated text with the unsteered model, at no extra
+    forward pass.
 
-    Score of a row: the mean over its generated tokens of sum_i sign(strength_i) * a_i / max_i,
-    over the spec's "add" terms with an SAE feature i and a non-zero strength (a_i its SAE
-    activation, max_i its max on held-out text, 1 when unknown). A spec with no such term makes
-    an inactive meter (`active` False), which keeps the sampled order.
+    Score of a row: the mean over its generated tokens of
+    - sum_i sign_i * a_i / max_i over the spec's "add" terms with an SAE feature i (a_i its SAE
+      activation, max_i its max on held-out text, 1 when unknown), encoded by the SAE once at the
+      end (~4 ms for 24 steps of 3 rows on 2 CPU cores), plus
+    - sum_j sign_j * <x, u_j> / median_norm over its "add" terms with a direction (concept sliders,
+      directions the writer made): x the reading, u_j the unit direction, plus
+    - for a concept slider, sign * the closeness of the alternative's words to the words the
+      writer typed (`engine.concepts.ConceptWords`, a cosine in [-1, 1], which dominates the
+      projection, ~0.05 in these units). On the development concepts this ranking shows an
+      alternative that has the concept 74% of the time where one of the three has it 76% of the
+      time, against 61% for the projection alone (docs/steering.md),
+    where sign is the sign of the term's strength; terms at strength 0 are left out. A spec with
+    no such term makes an inactive meter (`active` False), which keeps the sampled order.
     Method: best-of-n sampling (as in Nakano et al. 2021, WebGPT, with a reward model), here
-    ranked by the SAE's own reading instead.
+    ranked by the model's own reading instead.
     """
 
     def __init__(
-        self, sae: FeatureSource | None, spec: SteeringSpec, rows: int, max_acts: torch.Tensor | None = None
+        self, sae: FeatureSource | None, spec: SteeringSpec, rows: int, max_acts: torch.Tensor | None = None,
+        median_norm: float = 1.0, words: ConceptWords | None = None,
     ) -> None:
-        terms = [
-            (t.feature, 1.0 if t.strength > 0 else -1.0)
-            for t in spec.terms
-            if t.mode == "add" and t.feature is not None and t.strength != 0
-        ]
-        self.sae = sae if terms else None
-        self.features = torch.tensor([f for f, _ in terms], dtype=torch.long)  # (k,)
-        scale = max_acts[self.features] if max_acts is not None and terms else torch.ones(len(terms))
-        self.weights = torch.tensor([sign for _, sign in terms]) / scale  # (k,)
+        added = [t for t in spec.terms if t.mode == "add" and t.strength != 0]
+        features = [(t.feature, math.copysign(1.0, t.strength)) for t in added if t.feature is not None]
+        self.sae = sae if features else None
+        self.features = torch.tensor([f for f, _ in features], dtype=torch.long)  # (k,)
+        scale = max_acts[self.features] if max_acts is not None and features else torch.ones(len(features))
+        self.weights = torch.tensor([sign for _, sign in features]) / scale  # (k,)
+        directions = [(torch.tensor(t.direction), math.copysign(1.0, t.strength)) for t in added if t.direction]
+        self.directions = (
+            torch.stack([sign * d / d.norm() / median_norm for d, sign in directions]) if directions else None
+        )  # (j, d): signed unit directions, in residual-norm units
+        self.words = words
+        self.concepts = (
+            [(words.query_ids(t.concept), math.copysign(1.0, t.strength)) for t in added if t.concept]
+            if words is not None else []
+        )
         self.rows = rows
 
     @property
     def active(self) -> bool:
-        return self.sae is not None
+        return self.sae is not None or self.directions is not None
 
-    def scores(self, readings: list[torch.Tensor], live: list[list[bool]]) -> torch.Tensor:
-        """(rows,) mean score per token read (0 for a row with none). `readings`: one (rows, d)
+    def scores(
+        self, readings: list[torch.Tensor], live: list[list[bool]], texts: list[str] | None = None
+    ) -> torch.Tensor:
+        """(rows,) score of each row (0 for a row with no token read). `readings`: one (rows, d)
         hook-layer output per decode step; `live`: which rows' tokens at that step belong to
-        their text. The SAE encodes all the readings in one call, not one per decode step
-        (~4 ms for 24 steps of 3 rows on 2 CPU cores)."""
-        if not readings or self.sae is None:
-            return torch.zeros(self.rows)
-        hidden = torch.stack(readings)  # (steps, rows, d)
-        acts = self.sae.encode(hidden.float())[..., self.features]  # (steps, rows, k)
+        their text; `texts`: each row's text as shown (for concept sliders)."""
+        closeness = torch.zeros(self.rows)
+        if self.words is not None and texts is not None:
+            for query_ids, sign in self.concepts:
+                closeness += torch.tensor([sign * self.words.closeness(query_ids, t) for t in texts])
+        if not readings or not self.active:
+            return closeness
+        hidden = torch.stack(readings).float()  # (steps, rows, d)
+        per_token = torch.zeros(hidden.shape[:2])  # (steps, rows)
+        if self.sae is not None:
+            acts = self.sae.encode(hidden)[..., self.features]  # (steps, rows, k)
+            per_token += acts @ self.weights
+        if self.directions is not None:
+            per_token += (hidden @ self.directions.T).sum(-1)  # (steps, rows, j) -> (steps, rows)
         mask = torch.tensor(live, dtype=torch.float32)  # (steps, rows)
-        per_token = (acts @ self.weights) * mask  # (steps, rows)
-        return per_token.sum(0) / mask.sum(0).clamp(min=1)
+        return (per_token * mask).sum(0) / mask.sum(0).clamp(min=1) + closeness
 
-    def order(self, readings: list[torch.Tensor], live: list[list[bool]]) -> list[int]:
+    def order(self, readings: list[torch.Tensor], live: list[list[bool]], texts: list[str] | None = None) -> list[int]:
         """Rows, best first; ties (and an inactive meter) keep the sampled order."""
         if not self.active:
             return list(range(self.rows))
-        scores = self.scores(readings, live).tolist()
+        scores = self.scores(readings, live, texts).tolist()
         return sorted(range(len(scores)), key=lambda r: -scores[r])
 
 
@@ -188,10 +227,11 @@ class Generator:
 
     def __init__(
         self, lm: LoadedModel, context_tokens: int, sae: FeatureSource | None = None,
-        max_acts: torch.Tensor | None = None, steer_prompt: bool = False,
+        max_acts: torch.Tensor | None = None, steer_prompt: bool = False, lens_weights: torch.Tensor | None = None,
     ) -> None:
         """`sae` (optional) gives steering by feature and the feature lens; `max_acts` (d_sae,)
-        scales lens activations to fractions of each feature's max on held-out text.
+        scales activations to fractions of each feature's max on held-out text, and the lens
+        multiplies those by `lens_weights` (d_sae,) (`lens_weights`; default: all 1).
         `steer_prompt`: steer every context position too (the prefix cache is then rebuilt
         whenever the steering changes); by default steering starts at the last context token."""
         window = lm.sliding_window
@@ -202,6 +242,8 @@ class Generator:
         self.sae = sae
         self.max_acts = max_acts
         self.steer_prompt = steer_prompt
+        self.lens_weights = lens_weights
+        self.words = ConceptWords(lm)
         self._prefix: PrefixCache | None = None
 
     @property
@@ -211,40 +253,45 @@ class Generator:
 
     def context_ids(self, text: str) -> list[int]:
         """BOS + the last tokens of `text`, at most `context_tokens` in all. Leading tokens are
-        dropped in blocks of DROP_BLOCK_TOKENS so the start moves rarely."""
+        dropped in blocks of DROP_BLOCK_TOKENS (at most half the window) so the start moves rarely."""
         tok = self.lm.tokenizer
         tokens: list[int] = tok(text, add_special_tokens=False).input_ids
         bos = [tok.bos_token_id] if tok.bos_token_id is not None else []
         room = self.context_tokens - len(bos)
         if len(tokens) > room:
-            drop = -(-(len(tokens) - room) // DROP_BLOCK_TOKENS) * DROP_BLOCK_TOKENS
+            block = min(DROP_BLOCK_TOKENS, max(1, room // 2))  # a small window drops in smaller blocks
+            drop = -(-(len(tokens) - room) // block) * block
             tokens = tokens[drop:]
         return bos + tokens
 
     def _lens_rows(self, resid: torch.Tensor, first: int) -> list[LensRow]:
         """Encode the positions of `resid` (T, d) from `first` on with the SAE (the earlier ones
-        get None): each position's strongest features, as fractions of their held-out max."""
+        get None): each position's features that say the most, by activation as a fraction of
+        the held-out max (at most 1) times `lens_weights`."""
         rows: list[LensRow] = [None] * resid.shape[0]
         if self.sae is None or first >= resid.shape[0]:
             return rows
         acts = self.sae.encode(resid[first:].float())  # (n, F)
         if self.max_acts is not None:
-            acts = acts / self.max_acts  # fraction of each feature's held-out max
+            acts = (acts / self.max_acts).clamp(max=1.0)  # fraction of each feature's held-out max
+        if self.lens_weights is not None:
+            acts = acts * self.lens_weights  # (n, F) * (F,)
         top = acts.topk(min(_LENS_KEEP, acts.shape[-1]), dim=-1)
         for offset, (idx, val) in enumerate(zip(top.indices.tolist(), top.values.tolist(), strict=True)):
             rows[first + offset] = tuple((i, v) for i, v in zip(idx, val, strict=True) if v > 0)
         return rows
 
     def lens(self, last: LensRow = None) -> tuple[tuple[int, float], ...]:
-        """The LENS_FEATURES features most active (max over the last LENS_TOKENS positions of the
-        prefix, then `last`, the row of the context's last token), strongest first; empty
-        without an SAE."""
-        rows = ([*self._prefix.lens] if self._prefix is not None else []) + [last]
-        best: dict[int, float] = {}
-        for row in rows[-LENS_TOKENS:]:
-            for i, v in row or ():
-                best[i] = max(v, best.get(i, 0.0))
-        return tuple(sorted(best.items(), key=lambda kv: -kv[1])[:LENS_FEATURES])
+        """The LENS_FEATURES features that say the most about the last LENS_TOKENS positions (the
+        prefix's, then `last`, the row of the context's last token): (index, score), best first,
+        the score being the mean over the encoded positions of the weighted activation
+        (`_lens_rows`); empty without an SAE."""
+        rows = [r for r in (([*self._prefix.lens] if self._prefix is not None else []) + [last])[-LENS_TOKENS:] if r]
+        total: dict[int, float] = {}
+        for row in rows:
+            for i, v in row:
+                total[i] = total.get(i, 0.0) + v
+        return tuple((i, v / len(rows)) for i, v in sorted(total.items(), key=lambda kv: -kv[1])[:LENS_FEATURES])
 
     def prefill(
         self, ids: list[int], steering_key: tuple = (), logits: bool = False
@@ -285,7 +332,9 @@ class Generator:
                     handle.remove()
         kept = prev.lens[:reuse] if reuse > 0 and prev is not None else []
         if captured:
-            fresh = self._lens_rows(captured[0][0], max(1 if reuse == 0 else 0, new.shape[1] - LENS_TOKENS))
+            # Not BOS, nor the first token after it, whose residual is an outlier (features that
+            # fire on any text's first word).
+            fresh = self._lens_rows(captured[0][0], max(2 - reuse, 0, new.shape[1] - LENS_TOKENS))
         else:
             fresh = [None] * new.shape[1]
         self._prefix = PrefixCache(ids, cache, steering_key, kept + fresh)
@@ -303,8 +352,8 @@ class Generator:
         """Generate `req.alternatives` continuations of `req.text` (sampled with `sample`), each
         cut at a sentence or line end (`cut_continuation`), the ones the editor would show.
 
-        When the steering turns SAE features up or down, the alternatives come back ordered by
-        how much they show those features (`ConceptMeter`), best first; otherwise in the order
+        When the steering turns SAE features or directions up or down, the alternatives come back
+        ordered by how much they show them (`ConceptMeter`), best first; otherwise in the order
         sampled. `rank_by` ranks by another spec's features instead (the evaluation's
         selection arm ranks by a slider it does not push). Calls `on_lens(features)` once the
         context's last token has run (the feature lens, when an SAE is loaded), `on_partial(text,
@@ -322,7 +371,8 @@ class Generator:
         layer = decoder_layers(self.lm.model)[self.lm.hook_layer]
         steering = resolve_steering(req.steering, self.lm.d_model, self.lm.median_norm, self.sae)
         n = req.alternatives
-        meter = ConceptMeter(self.sae, rank_by if rank_by is not None else req.steering, n, self.max_acts)
+        meter = ConceptMeter(self.sae, rank_by if rank_by is not None else req.steering, n, self.max_acts,
+                             self.lm.median_norm, self.words)
         eos = self.lm.tokenizer.eos_token_id
         generator = torch.Generator().manual_seed(req.seed)
         key = req.steering.key() if self.steer_prompt else ()
@@ -344,7 +394,7 @@ class Generator:
             logits = self.lm.run(torch.tensor([ids[-1:]] * n), cache)  # (n, V): step 0, the last context token
             steps += 1
             if self.sae is not None:
-                last_row = self._lens_rows(readings[0][:1], 0)[0] if len(ids) > 1 else None  # never BOS
+                last_row = self._lens_rows(readings[0][:1], 0)[0] if len(ids) > 2 else None  # not BOS nor the first
                 on_lens(self.lens(last_row))
             tokens = sample(logits, req.temperature, generator)  # (n,)
             first_token_ms = ms()
@@ -380,7 +430,10 @@ class Generator:
                 steps += 1
                 live_rows.append(live)
                 tokens = sample(logits, req.temperature, generator)
-        order = meter.order(readings[1:], live_rows)  # the ranking's one SAE encode counts as decode time
+        ranked = meter.order(readings[1:], live_rows, shown)  # the ranking's one SAE encode counts as decode time
+        # A suggestion that loops ("the forest of the forest, in the forest of the forest") is never
+        # shown first while another one does not: steering, and a small model, fall into loops.
+        order = sorted(ranked, key=lambda r: loops(shown[r]))
         decode_ms = (time.perf_counter() - decode_start) * 1000
         return SuggestionReady(
             request_id=req.request_id,

@@ -68,11 +68,19 @@ class MakeDirection:
 
 
 @dataclass(frozen=True)
+class MakeConcept:
+    """Ask for a concept slider toward the words the writer typed (`engine.concepts`)."""
+
+    request_id: int
+    words: str
+
+
+@dataclass(frozen=True)
 class Shutdown:
     """Ask the worker to exit cleanly."""
 
 
-Request = SuggestRequest | CompareRequest | SearchFeatures | MakeDirection | Shutdown
+Request = SuggestRequest | CompareRequest | SearchFeatures | MakeDirection | MakeConcept | Shutdown
 
 
 # --- events (worker -> UI) -----------------------------------------------------------------
@@ -140,9 +148,10 @@ class SuggestionReady:
 
 @dataclass(frozen=True)
 class FeaturesLit:
-    """The SAE features most active on the last tokens before the cursor (the feature lens),
-    computed from the suggestion's own prefill. `features` holds (index, activation as a
-    fraction of the feature's max on held-out text), strongest first."""
+    """The SAE features that say the most about the last tokens before the cursor (the feature
+    lens), computed from the suggestion's own forward passes. `features` holds (index, score),
+    best first: the activation as a fraction of the feature's max on held-out text, times how
+    rare the feature is (`engine.generate.lens_weights`; dense and function-word features 0)."""
 
     request_id: int
     features: tuple[tuple[int, float], ...]
@@ -178,6 +187,17 @@ class DirectionMade:
 
 
 @dataclass(frozen=True)
+class ConceptMade:
+    """A concept slider for a MakeConcept request: its name (the words, trimmed), its direction
+    (d_model floats, unnormalised) and the SAE features closest to it, (index, cosine)."""
+
+    request_id: int
+    name: str
+    direction: tuple[float, ...]
+    features: tuple[tuple[int, float], ...]
+
+
+@dataclass(frozen=True)
 class RequestFailed:
     """A request could not be served; the worker goes on with the next one."""
 
@@ -209,6 +229,7 @@ Event = (
     | ComparisonReady
     | FeatureSearchReady
     | DirectionMade
+    | ConceptMade
     | RequestFailed
     | WorkerFailed
     | WorkerDied

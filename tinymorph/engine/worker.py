@@ -16,16 +16,19 @@ from pathlib import Path
 import torch
 
 from tinymorph.domain import SteeringSpec
+from tinymorph.engine.concepts import build_concept
 from tinymorph.engine.directions import more_like_this
-from tinymorph.engine.generate import Generator, max_act_tensor
+from tinymorph.engine.generate import Generator, lens_weights, max_act_tensor
 from tinymorph.engine.protocol import (
     CompareRequest,
     ComparisonReady,
+    ConceptMade,
     DirectionMade,
     Event,
     FeatureSearchReady,
     FeaturesLit,
     LoadProgressed,
+    MakeConcept,
     MakeDirection,
     Request,
     RequestFailed,
@@ -117,7 +120,8 @@ def serve(config: WorkerConfig, requests: "queue.Queue[Request]", emit: Callable
         return
     sae, data, sae_message, folder = _load_sae(config, lm, emit)
     max_acts = max_act_tensor(data) if data is not None else None
-    generator = Generator(lm, config.context_tokens, sae, max_acts)
+    weights = lens_weights(data) if data is not None else None
+    generator = Generator(lm, config.context_tokens, sae, max_acts, lens_weights=weights)
     emit(WorkerReady(
         lm.name, time.perf_counter() - t0, lm.hook_layer, lm.d_model, generator.context_tokens,
         model_id=config.manifest.hub_id or config.manifest.name,
@@ -184,7 +188,7 @@ def _serve_other(
     request: Request, generator: Generator, lm: LoadedModel, sae: LoadedSAE | None, data: FeatureData | None,
     emit: Callable[[Event], None],
 ) -> None:
-    """Compare, feature search and "more like this": short requests, never abandoned midway.
+    """Compare, feature search, "more like this" and concepts: short requests, never abandoned midway.
     Errors propagate to the request loop, which reports them."""
     rid = getattr(request, "request_id", 0)
     if isinstance(request, CompareRequest):
@@ -201,3 +205,6 @@ def _serve_other(
     elif isinstance(request, MakeDirection):
         vector, n = more_like_this(lm, request.text)
         emit(DirectionMade(rid, request.name, tuple(float(x) for x in vector), n))
+    elif isinstance(request, MakeConcept):
+        concept = build_concept(lm, request.words, sae)
+        emit(ConceptMade(rid, concept.name, tuple(float(x) for x in concept.direction), concept.features))

@@ -4,15 +4,15 @@ Owns: one scan of held-out text through the model (up to the SAE's layer) and th
 per feature its top activating contexts (one per sequence, strongest first) and its activation
 density; the logit effect of each decoder direction (`W_dec[i]` through the final norm and the
 unembedding, the "logit lens" of nostalgebraist 2020 as Neuronpedia's dashboards show it); and
-a label made from both (`features.label_from`). No network model. No Textual, no store.
+a label made from both (`tinymorph.labels`). No network model. No Textual, no store.
 """
 
-from collections import Counter
 from collections.abc import Callable
 
 import torch
 
-from tinymorph.features import FeatureContext, FeatureData, FeatureInfo, label_from
+from tinymorph.features import FeatureContext, FeatureData, FeatureInfo
+from tinymorph.labels import relabel
 from tinymorph.lm.hooks import hook_name_for_layer, run_to_layer
 from tinymorph.lm.model import LoadedModel, decoder_layers
 from tinymorph.sae.loading import LoadedSAE
@@ -105,17 +105,12 @@ def build_feature_data(
         scan.add(start, acts)
         report(min(start + batch, n_seq), n_seq)
     top_ids, top_vals, bottom_ids, bottom_vals = logit_effects(lm, sae.directions())
-    flat = [t for s in sequences for t in s[1:]]
-    frequency = Counter(flat)
     decode = _Decoder(lm)
-    token_frequency = {decode(t): c for t, c in frequency.items()}
     features = tuple(
-        _feature_info(
-            i, scan, sequences, decode, token_frequency, top_ids[i], top_vals[i], bottom_ids[i], bottom_vals[i]
-        )
+        _feature_info(i, scan, sequences, decode, top_ids[i], top_vals[i], bottom_ids[i], bottom_vals[i])
         for i in range(sae.d_sae)
     )
-    return FeatureData(sae.sae_id, sae.model_name, hook_name_for_layer(sae.layer), scan.tokens, features)
+    return relabel(FeatureData(sae.sae_id, sae.model_name, hook_name_for_layer(sae.layer), scan.tokens, features))
 
 
 class _Decoder:
@@ -135,7 +130,6 @@ def _feature_info(
     scan: _Scan,
     sequences: list[list[int]],
     decode: _Decoder,
-    token_frequency: dict[str, int],
     top_ids: torch.Tensor,
     top_vals: torch.Tensor,
     bottom_ids: torch.Tensor,
@@ -155,7 +149,5 @@ def _feature_info(
         contexts.append(FeatureContext(tokens, acts, pos - lo, act))
     promoted = tuple((decode(int(t)), float(v)) for t, v in zip(top_ids, top_vals, strict=False))
     suppressed = tuple((decode(int(t)), float(v)) for t, v in zip(bottom_ids, bottom_vals, strict=False))
-    peaks = [(decode(sequences[seq][pos]), act) for seq, pos, act in ranked]
-    label = label_from(peaks, (t for t, _ in promoted), token_frequency) if ranked else "dead"
     density = float(scan.active[i]) / max(1, scan.tokens)
-    return FeatureInfo(i, label, density, max_act, promoted, suppressed, tuple(contexts))
+    return FeatureInfo(i, "", density, max_act, promoted, suppressed, tuple(contexts))  # labelled by `relabel`

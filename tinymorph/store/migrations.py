@@ -89,3 +89,15 @@ def m007_versions(db: Database) -> None:
         not_null={"path", "saved_at", "sha256", "data"},
     )
     db["versions"].create_index(["path", "id"])
+
+
+@migrations()
+def m008_feature_names(db: Database) -> None:
+    """The writer's own names for SAE features, shown instead of the generated labels everywhere.
+    Keyed by the SAE and the feature's index, not kept in the feature file, so a rebuilt feature
+    file keeps them."""
+    db["feature_names"].create(
+        {"sae": str, "feature": int, "name": str, "updated": str},
+        pk=("sae", "feature"),
+        not_null={"name"},
+    )

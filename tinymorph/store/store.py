@@ -364,6 +364,25 @@ class Store:
             return list(table.rows_where(order_by="id"))
         return list(table.rows_where("path = ?", [path], order_by="id"))
 
+    # --- the writer's names for features -------------------------------------------------------
+
+    @_sql("read the feature names")
+    def feature_names(self, sae_id: str) -> dict[int, str]:
+        """The names the writer gave features of `sae_id`: index -> name."""
+        return {int(r["feature"]): str(r["name"]) for r in self.db["feature_names"].rows_where("sae = ?", [sae_id])}
+
+    @_sql("rename the feature")
+    def rename_feature(self, sae_id: str, feature: int, name: str) -> None:
+        """Call feature `feature` of `sae_id` `name` from now on; an empty name goes back to the
+        generated label."""
+        name = " ".join(name.split())
+        with self.db.conn:
+            if name:
+                self.db["feature_names"].upsert({"sae": sae_id, "feature": feature, "name": name, "updated": _now()},
+                                                pk=("sae", "feature"))
+            else:
+                self.db.execute("delete from feature_names where sae = ? and feature = ?", [sae_id, feature])
+
     # --- UI state --------------------------------------------------------------------------
 
     @_sql("read the UI state")

@@ -26,12 +26,18 @@ MODAL_CSS = """
 """
 
 
-class FeatureSearchScreen(ModalScreen[int | None]):
-    """Type words, see matching features live; Enter adds the highlighted one.
+CONCEPT_ROW = "concept"
 
-    Label and context matches show at once (from the feature file); the features that fire on
-    the typed words arrive from the worker a moment later and are merged in (reciprocal-rank
-    fusion, `features.fuse`)."""
+
+class FeatureSearchScreen(ModalScreen[int | str | None]):
+    """Type words, see what steers toward them; Enter adds the highlighted row as a slider.
+
+    The first row is always the concept slider made from the words themselves (dismissed with
+    the words, a str); the rows after it are SAE features (dismissed with their index, an int):
+    label and context matches at once (from the feature file), then the features that fire on
+    the typed words, which the worker sends a moment later, merged in by reciprocal-rank fusion
+    (`features.fuse`). Each feature row says whether the feature fires on the words (a detector)
+    or writes them (an output feature)."""
 
     DEFAULT_CSS = MODAL_CSS.format(name="FeatureSearchScreen") + """
     FeatureSearchScreen OptionList { height: 20; }
@@ -39,21 +45,26 @@ class FeatureSearchScreen(ModalScreen[int | None]):
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel"), Binding("down", "focus_list", show=False)]
     DEBOUNCE_S = 0.25
 
-    def __init__(self, data: FeatureData, ask_worker: Callable[[str], None]) -> None:
+    def __init__(
+        self, data: FeatureData, ask_worker: Callable[[str], None], label: Callable[[int], str] | None = None
+    ) -> None:
+        """`label(index)`: what to call a feature (the writer's name for it, else its label)."""
         super().__init__()
         self.data = data
         self.ask_worker = ask_worker
+        self.label = label or (lambda i: data.features[i].label)
         self.activation: dict[str, dict[int, float]] = {}
         self.hits: list[SearchHit] = []
         self._timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label("Find SAE features: type words (labels, contexts, and what fires on them)")
-            yield Input(placeholder="e.g. ocean, apology, dialogue", id="query")
+            yield Label("Type what the suggestions should be about: a concept slider from your words, "
+                        "or an SAE feature")
+            yield Input(placeholder="e.g. sea, rain and storms, formal letters", id="query")
             yield OptionList(id="hits")
-            yield Label("Enter: add at the default strength · Esc: cancel · 'steers': adding it makes the model "
-                        "write what it promotes (output score)", classes="dim")
+            yield Label("Enter: add as a slider · Esc: cancel · 'writes': turning it up makes the model write "
+                        "these words; 'fires on': it detects them", classes="dim")
 
     @property
     def search_text(self) -> str:
@@ -79,30 +90,39 @@ class FeatureSearchScreen(ModalScreen[int | None]):
         if not query:
             self.hits = []
             return
+        concept = Text()
+        concept.append("concept  ", style="bold magenta")
+        concept.append(f"{query[:60]}", style="bold")
+        concept.append("  a slider toward these words", style="dim")
+        options.add_option(Option(concept, id=CONCEPT_ROW))
         self.hits = fuse(text_scores(self.data, query), self.activation.get(query, {}), limit=20,
                          steering=steer_scores(self.data, query))
         for hit in self.hits:
             f = self.data.features[hit.index]
+            label = self.label(f.index)
+            writes = label.startswith("→ writes:")
             line = Text()
             line.append(f"#{f.index:<5} ", style="bold")
-            line.append(f"{f.label[:48]:<48} ")
-            line.append(f"{f.density:7.3%} ", style="dim")
-            line.append(", ".join(t.strip() for t, _ in f.promoted[:3] if t.strip()), style="green")
+            line.append("writes   " if writes else "fires on ", style="green" if writes else "cyan")
+            line.append(f"{label.removeprefix('→ writes:').strip()[:44]:<44} ")
+            line.append(f"{f.density:7.3%}", style="dim")
             if hit.activation:
-                line.append(f"  fires {hit.activation:.0%}", style="cyan")
+                line.append(f"  lit {hit.activation:.0%}", style="cyan")
             if f.steers:
                 line.append(f"  steers {f.output_score:.2f}", style="bold yellow")
             options.add_option(Option(line, id=str(f.index)))
-        if self.hits:
-            options.highlighted = 0
+        options.highlighted = 0
+
+    def _choice(self, option_id: str | None) -> int | str:
+        return self.search_text if option_id == CONCEPT_ROW else int(option_id or 0)
 
     def on_input_submitted(self, _event: Input.Submitted) -> None:
         options = self.query_one("#hits", OptionList)
-        if self.hits and options.highlighted is not None:
-            self.dismiss(self.hits[options.highlighted].index)
+        if self.search_text and options.highlighted is not None:
+            self.dismiss(self._choice(options.get_option_at_index(options.highlighted).id))
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-        self.dismiss(int(event.option.id or 0))
+        self.dismiss(self._choice(event.option.id))
 
     def action_focus_list(self) -> None:
         self.query_one("#hits", OptionList).focus()
@@ -138,14 +158,15 @@ class CompareScreen(ModalScreen[None]):
 
 
 class NameScreen(ModalScreen[str | None]):
-    """Ask for a name (a preset's, say). Enter accepts a non-empty name; Esc cancels."""
+    """Ask for a name (a preset's, say). Enter accepts a non-empty name (or, with `allow_empty`, an
+    empty one); Esc cancels."""
 
     DEFAULT_CSS = MODAL_CSS.format(name="NameScreen")
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
 
-    def __init__(self, prompt: str, value: str = "") -> None:
+    def __init__(self, prompt: str, value: str = "", allow_empty: bool = False) -> None:
         super().__init__()
-        self.prompt, self.value = prompt, value
+        self.prompt, self.value, self.allow_empty = prompt, value, allow_empty
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -153,7 +174,7 @@ class NameScreen(ModalScreen[str | None]):
             yield Input(value=self.value, id="name")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.value.strip():
+        if event.value.strip() or self.allow_empty:
             self.dismiss(event.value.strip())
 
 

@@ -31,6 +31,14 @@ class SearchRequested(Message):
     """The writer pressed the search key inside the panel."""
 
 
+class RenameRequested(Message):
+    """The writer wants to rename the selected slider (`term`)."""
+
+    def __init__(self, term: SteeringTerm) -> None:
+        super().__init__()
+        self.term = term
+
+
 def strength_bar(strength: float, cells: int = BAR_CELLS) -> str:
     """A bar centred on zero: left half for negative strengths, right half for positive."""
     half = cells // 2
@@ -61,6 +69,7 @@ class SteeringPanel(Widget, can_focus=True):
         Binding("a", "toggle_mode", "Add/ablate"),
         Binding("delete,backspace,x", "remove", "Remove"),
         Binding("m", "mute", "Mute all"),
+        Binding("r", "rename", "Rename"),
         Binding("slash", "search", "Search"),
         Binding("escape", "leave", "Back to text"),
     ]
@@ -94,6 +103,17 @@ class SteeringPanel(Widget, can_focus=True):
         self.row = len(self.terms) - 1
         self._changed(True)
 
+    def relabel(self, feature: int, label: str) -> None:
+        """Show `label` on every row of SAE feature `feature` (the writer renamed it)."""
+        self.terms = [replace(t, label=label) if t.feature == feature else t for t in self.terms]
+        self.refresh()
+
+    def rename_selected(self, name: str) -> None:
+        """Rename the selected row (a direction or concept slider); an empty name keeps it."""
+        if (term := self._current()) is not None and name.strip():
+            self.terms[self.row] = replace(term, label=" ".join(name.split()))
+            self.refresh()
+
     def _changed(self, announce: bool) -> None:
         self.refresh()
         if announce:
@@ -107,15 +127,16 @@ class SteeringPanel(Widget, can_focus=True):
         text.append(title + "\n", style="bold")
         if not self.terms:
             text.append("No sliders yet.\n\n", style="dim")
-            text.append("/ or Ctrl+F: find features\nAlt+P: pin a feature from the lens\n", style="dim")
+            text.append("/ or Ctrl+F: type what you want (sea, rain,\n  formal letters) for a concept slider,\n"
+                        "  or find features\nAlt+P: pin a feature from the lens\n", style="dim")
             return text
         for i, term in enumerate(self.terms):
             mark = "▶ " if i == self.row and self.has_focus else "  "
-            name = f"#{term.feature}" if term.feature is not None else "dir"
-            label = term.label.split("→")[0].strip()[:22]
+            name = f"#{term.feature}" if term.feature is not None else "concept" if term.concept else "dir"
+            label = term.label.removeprefix("→ ").strip()[:30]
             style = "dim" if self.muted or not term.active else ""
             selected = " reverse" if i == self.row and self.has_focus else ""
-            text.append(f"{mark}{name:>6} {label}\n", style=style + selected)
+            text.append(f"{mark}{name:>7} {label}\n", style=style + selected)
             if term.mode == "ablate":
                 text.append(f"         ablate {'on' if term.active else 'off'}\n", style=style or "yellow")
             else:
@@ -174,6 +195,11 @@ class SteeringPanel(Widget, can_focus=True):
 
     def action_search(self) -> None:
         self.post_message(SearchRequested())
+
+    def action_rename(self) -> None:
+        """Give the selected slider a name of the writer's own (r)."""
+        if (term := self._current()) is not None:
+            self.post_message(RenameRequested(term))
 
     def action_leave(self) -> None:
         self.app.action_focus_editor()  # type: ignore[attr-defined]

@@ -5,18 +5,21 @@ Owns: turning steering events from the worker into UI state, and the steering ac
 keys and the command palette.
 """
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from textual import work
 
-from tinymorph.domain import DEFAULT_STRENGTH, SteeringTerm
+from tinymorph.domain import DEFAULT_CONCEPT_STRENGTH, DEFAULT_STRENGTH, SteeringTerm
 from tinymorph.engine.protocol import (
     CompareRequest,
     ComparisonReady,
+    ConceptMade,
     DirectionMade,
     FeatureSearchReady,
     FeaturesLit,
+    MakeConcept,
     MakeDirection,
     SearchFeatures,
     WorkerReady,
@@ -26,7 +29,7 @@ from tinymorph.features import FeatureData, load_feature_data
 from tinymorph.paths import package_data_dir
 from tinymorph.presets import Preset, SteeringTarget, shipped_directions
 from tinymorph.ui.dialogs import ChoiceScreen, CompareScreen, FeatureSearchScreen, NameScreen
-from tinymorph.ui.steering import SearchRequested, SteeringChanged
+from tinymorph.ui.steering import RenameRequested, SearchRequested, SteeringChanged
 
 if TYPE_CHECKING:
     from tinymorph.ui.app import TinymorphApp
@@ -36,11 +39,15 @@ else:
     _Base = object
 
 LENS_LABEL_CHARS = 24
+LENS_WORDS = 2
 
 
 def short_label(label: str) -> str:
-    """The part of a feature label before '→' (what it fires on), trimmed for the lens."""
-    text = label.split("→")[0].strip()
+    """A feature's label for the lens: its first LENS_WORDS words ("→ writes:" dropped), or the
+    writer's own name, trimmed to LENS_LABEL_CHARS."""
+    text = label.removeprefix("→ writes:").removeprefix("→ before:").strip()
+    if "," in text:
+        text = ", ".join(w.strip() for w in text.split(",")[:LENS_WORDS])
     return text if len(text) <= LENS_LABEL_CHARS else text[: LENS_LABEL_CHARS - 1] + "…"
 
 
@@ -48,6 +55,8 @@ class SteeringActions(_Base):
     """Steering for TinymorphApp. Expects `self.panel`, `self.editor`, `self.engine`, `self.store`."""
 
     feature_data: FeatureData | None = None
+    feature_names: dict[int, str] = {}
+    """The writer's names for features of the loaded SAE (from the store), shown instead of labels."""
     target: SteeringTarget | None = None
     lit: tuple[tuple[int, float], ...] = ()
     _compare: CompareScreen | None = None
@@ -61,6 +70,8 @@ class SteeringActions(_Base):
         if not event.sae_id:
             return
         self.target = SteeringTarget(event.model_id, event.sae_id, event.d_sae, event.d_model)
+        with self.storing("read your names for features"):
+            self.feature_names = self.store.feature_names(event.sae_id)
         if event.feature_folder:
             self._load_features(event.feature_folder, event.d_sae)
         state = None
@@ -98,11 +109,20 @@ class SteeringActions(_Base):
             self._show_panel()
             self.panel.add(SteeringTerm(DEFAULT_STRENGTH, direction=event.direction, label=event.name))
             self.notify(f"Slider {event.name!r}: the selection ({event.tokens} tokens) minus plain prose", timeout=4)
+        elif isinstance(event, ConceptMade):
+            self._show_panel()
+            self.panel.add(SteeringTerm(DEFAULT_CONCEPT_STRENGTH, direction=event.direction, label=event.name,
+                                        concept=event.name))
+            made = "; ".join(f"#{i} {short_label(self._label(i))}" for i, _cos in event.features[:3])
+            self.notify(f"Concept slider {event.name!r}" + (f", closest features: {made}" if made else ""), timeout=6)
         else:
             return False
         return True
 
     def _label(self, index: int) -> str:
+        """What the writer sees for feature `index`: their own name for it, else its label."""
+        if index in self.feature_names:
+            return self.feature_names[index]
         if self.feature_data is not None and index < len(self.feature_data):
             return self.feature_data.features[index].label
         return f"feature {index}"
@@ -153,7 +173,7 @@ class SteeringActions(_Base):
         self.panel.add(SteeringTerm(DEFAULT_STRENGTH, feature=index, label=self._label(index)))
 
     def action_search_features(self) -> None:
-        """Find features by words and add one (Ctrl+F)."""
+        """Find a concept or features by words and add it as a slider (Ctrl+F)."""
         if not self._need_sae():
             return
         if self.feature_data is None:
@@ -164,11 +184,46 @@ class SteeringActions(_Base):
             if self.engine is not None and self.model_ready:
                 self.engine.request(SearchFeatures(self.engine.next_request_id(), text))
 
-        def chosen(index: int | None) -> None:
-            if index is not None:
-                self.add_feature(index)
+        def chosen(choice: int | str | None) -> None:
+            if isinstance(choice, int):
+                self.add_feature(choice)
+            elif isinstance(choice, str):
+                self.add_concept(choice)
 
-        self.push_screen(FeatureSearchScreen(self.feature_data, ask), chosen)
+        self.push_screen(FeatureSearchScreen(self.feature_data, ask, self._label), chosen)
+
+    def add_concept(self, words: str) -> None:
+        """Ask the worker for a concept slider toward `words`; it joins the panel when it comes."""
+        if self.engine is None or not self.model_ready:
+            self.notify("The model is not ready.", severity="warning")
+            return
+        self.engine.request(MakeConcept(self.engine.next_request_id(), words))
+        self.notify(f"Making a concept slider for {words!r}…", timeout=2)
+
+    def on_rename_requested(self, message: RenameRequested) -> None:
+        """Rename the selected slider (r in the panel): a feature keeps the name everywhere (the
+        store remembers it for this SAE); a concept or direction slider is renamed in the panel
+        (and in presets saved after)."""
+        term = message.term
+        if term.feature is not None and self.target is None:
+            return
+
+        def named(name: str | None) -> None:
+            if name is None:
+                return
+            if term.feature is not None and self.target is not None:
+                with self.storing("rename the feature"):
+                    self.store.rename_feature(self.target.sae_id, term.feature, name)
+                    self.feature_names = self.store.feature_names(self.target.sae_id)
+                    self.panel.relabel(term.feature, self._label(term.feature))
+                    self._show_lens()
+            else:
+                self.panel.rename_selected(name)
+
+        current = self._label(term.feature) if term.feature is not None else term.label
+        what = f"feature #{term.feature}" if term.feature is not None else "slider"
+        self.push_screen(NameScreen(f"Name for {what} (empty: its generated label):", current, allow_empty=True),
+                         named)
 
     def action_pin_feature(self) -> None:
         """Pin the strongest feature shown by the lens into the panel (Alt+P)."""
@@ -258,7 +313,9 @@ class SteeringActions(_Base):
             self.notify(str(exc), title="Preset not applied", severity="warning")
             return
         self.panel.muted = False
-        self.panel.set_terms(list(preset.terms))
+        # A feature shows the writer's name for it (or today's label), whatever the preset says.
+        self.panel.set_terms([replace(t, label=self._label(t.feature)) if t.feature is not None else t
+                              for t in preset.terms])
         if preset.terms:
             self._show_panel()
         with self.storing("remember the preset"):

@@ -1,0 +1,153 @@
+"""Concept sliders: a direction toward what the writer types ("sea", "rain and storms", "formal
+letters"), made from what the model itself does with those words.
+
+Owns: `build_concept` and the text it uses. Imports torch; no Textual, no store.
+
+Method: an in-context vector (Liu et al. 2024, "In-context Vectors: Making In Context Learning More
+Effective and Controllable Through Latent Space Steering"; the same idea as function vectors,
+Todd et al. 2024). Each of a few neutral sentences is read by the model twice, alone and after a
+short sentence naming the concept ("This passage is about sea."), and the residual stream at the
+hook layer is compared over the neutral sentence's own tokens: the mean difference is what
+knowing the topic does to the model's state while it reads other text. Added while the model
+writes, it makes the model write as if it had been told the topic, and more strongly than the
+sentence itself would (docs/steering.md measures both, with `tinymorph steer eval --concepts`).
+Only the query is used; no word list, corpus or network. The SAE, when loaded, names the
+features the direction is made of, for the writer to see.
+"""
+
+from dataclasses import dataclass
+
+import torch
+
+from tinymorph.engine.directions import with_bos
+from tinymorph.errors import SteeringError
+from tinymorph.lm.hooks import run_to_layer
+from tinymorph.lm.model import LoadedModel, decoder_layers
+from tinymorph.lm.steering import FeatureSource
+
+TEMPLATES = (
+    "This passage is about {}.",
+    "The following text is about {}.",
+    "Topic: {}.",
+)
+"""Short sentences naming a concept, placed before each neutral sentence."""
+
+NEUTRAL_SENTENCES = (
+    "She opened the window and listened to the street below.",
+    "The meeting ran late, so they ordered sandwiches and kept going.",
+    "He found the letter in the drawer, folded twice and never sent.",
+    "We walked to the station and waited for the next train.",
+    "The report was due on Friday, and nobody had started it.",
+    "In the evening the children read aloud by the lamp.",
+    "The old clock in the hall stopped at a quarter past three.",
+    "They painted the kitchen yellow and regretted it by spring.",
+    "My neighbour lends me books and never asks for them back.",
+    "The teacher wrote three questions on the board and sat down.",
+    "After lunch the office was quiet except for the printer.",
+    "The road curved past the school and up toward the church.",
+)
+"""Ordinary sentences on no topic in particular, written for tinymorph (no corpus at run time)."""
+
+CONCEPT_FEATURES = 5
+"""SAE features named as what a concept is made of."""
+
+FUNCTION_WORD_ZIPF = 6.3
+"""Words of a query at least this frequent in English (`wordfreq` Zipf scale: "and" 7.4, "about"
+6.4; "time" 6.3, "love" 5.8, "sea" 5.1) are left out when alternatives are ranked by closeness to
+the query: they say nothing about the concept."""
+
+
+@dataclass(frozen=True)
+class Concept:
+    """A concept slider's direction and what it is made of."""
+
+    name: str
+    """What the writer typed, trimmed: the slider's name."""
+    direction: torch.Tensor
+    """(d_model,) float32: the mean change of the residual stream at the hook layer that the
+    concept sentences cause. Its orientation is what steers; its norm (`shift`) is a measure."""
+    tokens: int
+    """Neutral tokens the mean was taken over."""
+    features: tuple[tuple[int, float], ...] = ()
+    """The SAE features whose decoder directions `W_dec[i]` are closest to the direction:
+    (index, cosine), largest first; empty without an SAE."""
+
+    @property
+    def shift(self) -> float:
+        """||direction||: how far knowing the topic moves the residual stream (residual units)."""
+        return float(self.direction.norm())
+
+
+@torch.no_grad()
+def build_concept(lm: LoadedModel, query: str, sae: FeatureSource | None = None) -> Concept:
+    """The concept slider for `query`: mean over TEMPLATES x NEUTRAL_SENTENCES of the residual
+    stream (after decoder layer `lm.hook_layer`) over a neutral sentence's tokens read after the
+    template naming `query`, minus the same tokens read alone. The first token of each sentence
+    is left out (its tokenization depends on what precedes it). ~1 s on 2 CPU cores.
+    Raises SteeringError for a query without a letter or digit."""
+    name = " ".join(query.split())
+    if not any(c.isalnum() for c in name):
+        raise SteeringError("type a word or two to make a concept slider")
+    plain = [with_bos(lm, s) for s in NEUTRAL_SENTENCES]
+    prefixed = [with_bos(lm, t.format(name) + " " + s) for t in TEMPLATES for s in NEUTRAL_SENTENCES]
+    alone = _residuals(lm, plain)
+    total, count = torch.zeros(lm.d_model), 0
+    for k, resid in enumerate(_residuals(lm, prefixed)):
+        base = alone[k % len(plain)]
+        n = base.shape[0] - 2  # the sentence's tokens but BOS and its first
+        diff = resid[-n:] - base[-n:]  # (n, d): the same tokens, with and without the concept before them
+        total += diff.sum(0)
+        count += n
+    direction = total / count
+    return Concept(name, direction, count, _closest_features(sae, direction))
+
+
+def _residuals(lm: LoadedModel, sequences: list[list[int]]) -> list[torch.Tensor]:
+    """The hook layer's output (T_i, d) float32 for each token sequence, run up to that layer in
+    one right-padded batch (causal attention: padding after a sequence never reaches its tokens)."""
+    longest = max(len(s) for s in sequences)
+    pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
+    ids = torch.tensor([s + [pad] * (longest - len(s)) for s in sequences])  # (B, T)
+    hidden = run_to_layer(lm.model, decoder_layers(lm.model), lm.hook_layer, ids).float()  # (B, T, d)
+    return [hidden[i, : len(s)] for i, s in enumerate(sequences)]
+
+
+def _closest_features(sae: FeatureSource | None, direction: torch.Tensor) -> tuple[tuple[int, float], ...]:
+    if sae is None:
+        return ()
+    w_dec = sae.directions()  # (F, d)
+    cos = (w_dec @ direction) / (w_dec.norm(dim=-1) * direction.norm()).clamp(min=1e-12)  # (F,)
+    top = cos.topk(CONCEPT_FEATURES)
+    return tuple((int(i), float(v)) for i, v in zip(top.indices, top.values, strict=True))
+
+
+class ConceptWords:
+    """How close the words of a text are to the words of a concept, through the model's own input
+    embeddings: the largest cosine between any token of the text and any content token of the
+    query. A suggestion that says "ocean" or "sea" is close to "sea"; one about the weather is
+    not. Used to rank alternatives for a concept slider (`engine.generate.ConceptMeter`): built
+    from the query and the model only, never from an evaluation's word list."""
+
+    def __init__(self, lm: LoadedModel) -> None:
+        self.tokenizer = lm.tokenizer
+        self.embeddings = lm.model.get_input_embeddings().weight  # (V, d), the model's dtype
+
+    def query_ids(self, query: str) -> list[int]:
+        """The tokens of the query's content words (each with its leading space, as a word in
+        running text is tokenized); all its words if none is a content word."""
+        from wordfreq import zipf_frequency
+
+        words = query.split()
+        content = [w for w in words if zipf_frequency(w, "en") < FUNCTION_WORD_ZIPF] or words
+        return [i for w in content for i in self.tokenizer(" " + w, add_special_tokens=False).input_ids]
+
+    @torch.no_grad()
+    def closeness(self, query_ids: list[int], text: str) -> float:
+        """max over the text's tokens t and the query tokens q of cos(E[t], E[q]); 0 for no text."""
+        ids = self.tokenizer(text, add_special_tokens=False).input_ids
+        if not ids or not query_ids:
+            return 0.0
+        t = self.embeddings[ids].float()  # (n, d)
+        q = self.embeddings[query_ids].float()  # (k, d)
+        cos = (t / t.norm(dim=-1, keepdim=True)) @ (q / q.norm(dim=-1, keepdim=True)).T  # (n, k)
+        return float(cos.max())

@@ -1,0 +1,140 @@
+"""Feature labels a writer can read: a few English words, made offline from what a feature fires on
+and what it makes the model write.
+
+Owns: `readable_label` and `relabel`. Imports `features` and `wordfreq` (English word frequencies,
+Speer 2022); no torch, no model: labels are rebuilt from the feature file alone
+(`tinymorph features label`), and `features build` / `features score` call the same code.
+
+- A feature that steers toward words (output score >= `features.STEERS_SCORE`, Arad et al. 2025)
+  is an output feature: "→ writes: gold, metals, bullion", its promoted tokens that are English
+  words.
+- Any other is a detector: the English content words where it fires across its top contexts,
+  "county, town, state". Contexts count more than single tokens: the words around the strongest
+  token count too (a feature that fires on "the" in "the banks of the Danube" is about rivers,
+  not about "the"), each weighted by the activation there, by closeness to the peak, and by how
+  rare the word is in English (function words weigh nothing, so they never make a label).
+- Token fragments ("igans"), other scripts and words English does not use are dropped: a word
+  must be ASCII letters with a Zipf frequency >= `ENGLISH_ZIPF` in English.
+A feature that mostly fires on punctuation or function words (the word at the peak of at least
+half its contexts is not a content word) and does not promote at least `PROMOTED_CONTENT` English
+content words, or that writes only function words, is not topical: the feature lens leaves it out.
+"""
+
+import dataclasses
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+
+from tinymorph.features import STEERS_SCORE, FeatureContext, FeatureData, FeatureInfo
+
+ENGLISH_ZIPF = 2.5
+"""Least Zipf frequency in English (wordfreq) of a label word: ~3 per 10 million words."""
+FUNCTION_ZIPF = 6.3
+"""From this Zipf frequency up a word is a function word ("and" 7.4, "about" 6.4; "time" 6.3)."""
+LABEL_WORDS = 3
+WINDOW = 2
+"""Words on each side of a context's peak that count (at `NEAR` of the peak word's weight)."""
+NEAR = 0.35
+PROMOTED_CONTENT = 3
+"""English content words among its promoted tokens that make a feature firing on function words
+topical (it predicts a topic: "the" before "Danube" promotes ocean, Atlantic, sea)."""
+
+_WORD = re.compile(r"[A-Za-z]+(?:'[a-z]+)?")
+
+
+def _zipf(word: str) -> float:
+    from wordfreq import zipf_frequency  # a 60 MB word list, loaded on first use
+
+    return float(zipf_frequency(word, "en"))
+
+
+def english(word: str) -> bool:
+    """True for a lower-case English word: ASCII letters, more than one, used in English."""
+    return len(word) > 1 and word.isascii() and word.isalpha() and _zipf(word) >= ENGLISH_ZIPF
+
+
+def content_word(word: str) -> bool:
+    """An English word that is not a function word."""
+    return english(word) and _zipf(word) < FUNCTION_ZIPF
+
+
+def _words_near_peak(c: FeatureContext) -> Iterable[tuple[str, float, bool]]:
+    """(word, weight, is the peak's own word) for the words within WINDOW of the context's peak:
+    the peak word weighs 0.3 + its activation share, its neighbours NEAR of their own."""
+    starts, pos = [], 0
+    for token in c.tokens:
+        starts.append(pos)
+        pos += len(token)
+    text = "".join(c.tokens)
+    words = []  # (word, its token indices)
+    for m in _WORD.finditer(text):
+        tokens = [i for i, s in enumerate(starts) if s < m.end() and s + len(c.tokens[i]) > m.start()]
+        words.append((m.group(0), tokens))
+    if not words:
+        return
+    # The peak's word; when the peak is punctuation or a space, the word after it (not its own).
+    peak = next((k for k, (_w, toks) in enumerate(words) if c.peak in toks), None)
+    on_word = peak is not None
+    if peak is None:
+        peak = next((k for k, (_w, toks) in enumerate(words) if min(toks) > c.peak), len(words) - 1)
+    for k, (word, toks) in enumerate(words):
+        if abs(k - peak) <= WINDOW:
+            act = max(c.acts[i] for i in toks) / 100
+            yield word.lower(), (0.3 + act) * (1.0 if k == peak else NEAR), k == peak and on_word
+
+
+def fires_on(info: FeatureInfo) -> list[str]:
+    """The English content words where `info` fires, strongest first."""
+    weights: dict[str, float] = defaultdict(float)
+    for c in info.contexts:
+        for word, weight, _at_peak in _words_near_peak(c):
+            if content_word(word):
+                rarity = min(1.0, (FUNCTION_ZIPF - _zipf(word)) / 2.0)  # 0 for function words, 1 for rarer
+                weights[word] += weight * rarity
+    return sorted(weights, key=lambda w: (-weights[w], w))
+
+
+def fires_on_content(info: FeatureInfo) -> bool:
+    """True if, in at least half its contexts, the word at the peak is a content word."""
+    peaks = [any(at_peak and content_word(w) for w, _weight, at_peak in _words_near_peak(c)) for c in info.contexts]
+    return bool(peaks) and sum(peaks) >= len(peaks) / 2
+
+
+def writes(info: FeatureInfo) -> list[str]:
+    """The English words among the tokens its decoder direction promotes, in order, once each."""
+    out: list[str] = []
+    for token, _value in info.promoted:
+        word = token.strip().lower()
+        if english(word) and word not in out:
+            out.append(word)
+    return out
+
+
+def readable_label(info: FeatureInfo) -> tuple[str, bool]:
+    """(label, topical) of a feature: "→ writes: a, b, c" for an output feature, "a, b, c" for a
+    detector ("dead" for a feature that never fired). `topical` is False when no word of the
+    label is a content word."""
+    if info.dead:
+        return "dead", False
+    promoted = writes(info)
+    if info.output_score is not None and info.output_score >= STEERS_SCORE and promoted:
+        words = promoted[:LABEL_WORDS]
+        return "→ writes: " + ", ".join(words), any(content_word(w) for w in words)
+    found = fires_on(info)[:LABEL_WORDS]
+    if found:
+        # Topical when it fires on content words, or when it fires just before them (on "the" in
+        # "the banks of the Danube") and its decoder direction says what comes next in English.
+        next_words = sum(content_word(w) for w in promoted)
+        return ", ".join(found), fires_on_content(info) or next_words >= PROMOTED_CONTENT
+    if promoted:
+        return "→ before: " + ", ".join(promoted[:LABEL_WORDS]), False
+    return "no English words", False
+
+
+def relabel(data: FeatureData) -> FeatureData:
+    """`data` with every feature's label (and topical flag) made by `readable_label`."""
+    features = []
+    for f in data.features:
+        label, topical = readable_label(f)
+        features.append(dataclasses.replace(f, label=label, topical=topical))
+    return dataclasses.replace(data, features=tuple(features))
