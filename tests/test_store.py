@@ -71,6 +71,20 @@ def test_the_journal_keeps_the_latest_unsaved_text_per_file(store):
     assert store.journal("/a.md") is None
 
 
+def test_a_busy_store_fails_one_write_loudly_and_the_next_one_lands(tmp_path: Path):
+    store, blocker = Store(tmp_path / "t.db"), Store(tmp_path / "t.db")
+    blocker.db.execute("begin immediate")  # another tinymorph writing, for longer than the busy timeout
+    with pytest.raises(StoreError, match="busy"):
+        store.write_journal("/a.md", "first", "base")
+    blocker.db.execute("rollback")
+    store.write_journal("/a.md", "second", "base")  # sqlite-utils' upsert wrote nothing here
+    store.set_state("theme", "dark")
+    store.remember_document("/a.md", 3, 4)
+    entry = Store(tmp_path / "t.db").journal("/a.md")
+    assert entry is not None and entry.text == "second"
+    assert store.get_state("theme") == "dark" and store.document("/a.md").cursor_row == 3  # type: ignore[union-attr]
+
+
 def test_the_journal_survives_closing_and_reopening_the_store(tmp_path: Path):
     a = Store(tmp_path / "t.db")
     a.write_journal("/a.md", "unsaved words", "x")
@@ -131,3 +145,65 @@ def test_feature_names_are_kept_per_sae_and_an_empty_name_forgets(store):
     assert store.feature_names("sae-a") == {12: "the sea and ships"}
     store.rename_feature("sae-a", 12, "")
     assert store.feature_names("sae-a") == {} and store.feature_names("sae-b") == {12: "something else"}
+
+
+def test_the_journal_writer_writes_in_the_order_asked_on_its_own_thread(tmp_path: Path, monkeypatch):
+    import threading
+
+    from tinymorph.store import JournalWriter, text_sha256
+
+    threads: list[str] = []
+    write = Store.write_journal
+
+    def spy(self, path, text, base):  # type: ignore[no-untyped-def]
+        threads.append(threading.current_thread().name)
+        write(self, path, text, base)
+
+    monkeypatch.setattr(Store, "write_journal", spy)
+    store = Store(tmp_path / "t.db")
+    errors: list[StoreError] = []
+    writer = JournalWriter(store, errors.append)
+    writer.write("/a.md", ["draft", "one"], "\n", "base")
+    writer.clear("/a.md", "base")  # saved: what was asked before is written first, then cleared
+    writer.flush()
+    assert store.journal("/a.md") is None
+    writer.write("/a.md", ["draft", "two"], "\r\n", "base")
+    writer.write("/a.md", ["draft", "two"], "\r\n", "base")  # the same text again: not rewritten
+    writer.flush()
+    entry = store.journal("/a.md")
+    assert entry is not None and entry.text == "draft\r\ntwo"
+    writer.write("/a.md", ["as", "saved"], "\n", text_sha256("as\nsaved"))  # undone back to the file
+    writer.close()
+    assert store.journal("/a.md") is None
+    assert threads == ["tinymorph-journal", "tinymorph-journal"] and errors == []
+
+
+def test_the_journal_writer_reports_a_busy_store_and_goes_on(tmp_path: Path):
+    from tinymorph.store import JournalWriter
+
+    store = Store(tmp_path / "t.db")
+    blocker = Store(tmp_path / "t.db")
+    errors: list[StoreError] = []
+    writer = JournalWriter(store, errors.append)
+    blocker.db.execute("begin immediate")
+    writer.write("/a.md", ["lost?"], "\n", "base")
+    writer.flush()
+    assert len(errors) == 1 and "store is busy" in str(errors[0])
+    blocker.db.execute("rollback")
+    writer.write("/a.md", ["lost?", "no"], "\n", "base")
+    writer.close()
+    entry = store.journal("/a.md")
+    assert entry is not None and entry.text == "lost?\nno"
+
+
+def test_the_journal_writer_of_an_in_memory_store_writes_at_once_and_raises():
+    from tinymorph.store import JournalWriter
+
+    store = Store(None)
+    writer = JournalWriter(store, lambda exc: pytest.fail(f"reported, not raised: {exc}"))
+    writer.write("/a.md", ["now"], "\n", "base")
+    entry = store.journal("/a.md")
+    assert entry is not None and entry.text == "now"
+    store.db.conn.close()
+    with pytest.raises(StoreError):
+        writer.clear("/a.md", "base")

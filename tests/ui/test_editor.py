@@ -260,3 +260,27 @@ async def test_ctrl_home_and_ctrl_end_go_to_the_ends_of_the_document(tmp_path, s
         assert app.editor.text == "#one\ntwo\nthree!"
         await pilot.press("ctrl+shift+end")
         assert app.editor.selected_text == "one\ntwo\nthree!"
+
+
+async def test_the_word_count_follows_every_kind_of_edit_without_counting_the_whole_text(notes, store):
+    import random
+
+    app = build(notes, store, suggestions=False)
+    async with app.run_test() as pilot:
+        editor = app.editor
+        rng = random.Random(3)
+        pieces = ["word", " ", "\n", "two words", "a\nb c\n\nd", "", "  x  "]
+        for step in range(300):
+            end = editor.document.end
+            a = (rng.randint(0, end[0]), 0)
+            a = (a[0], rng.randint(0, len(editor.document.lines[a[0]])))
+            b = (rng.randint(a[0], end[0]), 0)
+            b = (b[0], rng.randint(0, len(editor.document.lines[b[0]])))
+            editor.replace(rng.choice(pieces), a, max(a, b))
+            assert editor.words_known  # kept edit by edit: no whole count
+            assert editor.word_count() == len(editor.text.split()), step
+        editor.undo()
+        assert not editor.words_known and editor.word_count() == len(editor.text.split())
+        await pilot.press("space", "z", "z")
+        await pilot.pause(0.4)
+        assert f"{len(editor.text.split())} words" in str(app.status.render())

@@ -53,6 +53,35 @@ async def test_unsaved_text_is_journaled_after_a_pause_and_cleared_by_saving(not
         assert store.journal(str(notes)) is None
 
 
+async def test_with_a_store_on_disk_the_journal_is_written_off_the_editors_thread(notes, tmp_path, monkeypatch):
+    import threading
+
+    writers: list[str] = []
+    write = Store.write_journal
+
+    def spy(self, path, text, base):  # type: ignore[no-untyped-def]
+        writers.append(threading.current_thread().name)
+        write(self, path, text, base)
+
+    monkeypatch.setattr(Store, "write_journal", spy)
+    store = Store(tmp_path / "store.db")
+    app = build(notes, store)
+    async with app.run_test() as pilot:
+        await pilot.press("N", "e", "w", "space")
+        await pilot.pause(0.2)
+        app.journal.flush()
+        entry = store.journal(str(notes))
+        assert entry is not None and entry.text == "New Out at the harbour\n"
+        await pilot.press("x", "ctrl+s")  # the write asked before the save lands first, then the clear
+        app.journal.flush()
+        assert store.journal(str(notes)) is None
+        await pilot.press("y")
+    entry = store.journal(str(notes))  # quitting waits for the last write
+    assert entry is not None and entry.text == "New xyOut at the harbour\n"
+    assert writers and set(writers) == {"tinymorph-journal"}
+    store.close()
+
+
 async def test_typing_without_a_pause_is_still_journaled(notes, store, monkeypatch):
     monkeypatch.setattr(safety, "JOURNAL_IDLE_S", 30.0)  # the idle pause never comes
     monkeypatch.setattr(safety, "JOURNAL_MAX_S", 0.3)

@@ -4,6 +4,7 @@ Never imports torch, transformers, sae-lens or Textual. The file on disk is the 
 for a document's text; the store keeps what surrounds it.
 """
 
+from tinymorph.store.journal import JournalWriter
 from tinymorph.store.store import DocumentState, JournalEntry, Store, Version, text_sha256
 
-__all__ = ["DocumentState", "JournalEntry", "Store", "Version", "text_sha256"]
+__all__ = ["DocumentState", "JournalEntry", "JournalWriter", "Store", "Version", "text_sha256"]

@@ -58,6 +58,23 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+def _upsert(db: Database, table: str, row: dict[str, object], pk: str | tuple[str, ...]) -> None:
+    """Insert `row`, or update the row with the same primary key: SQLite's own upsert (3.24+).
+    Not sqlite-utils' `upsert`: that probes once per connection whether SQLite has upserts, and
+    when the probe meets a busy database it decides not, for good, and falls back to INSERT OR
+    IGNORE + UPDATE, which writes nothing into a table with NOT NULL columns (the journal lost
+    every later write that way: tests/test_store.py)."""
+    keys = (pk,) if isinstance(pk, str) else pk
+    columns = ", ".join(f'"{c}"' for c in row)
+    updates = ", ".join(f'"{c}" = excluded."{c}"' for c in row if c not in keys)
+    conflict = ", ".join(f'"{k}"' for k in keys)
+    db.execute(
+        f'insert into "{table}" ({columns}) values ({", ".join("?" * len(row))}) '
+        f"on conflict ({conflict}) do " + (f"update set {updates}" if updates else "nothing"),
+        list(row.values()),
+    )
+
+
 @dataclass(frozen=True)
 class DocumentState:
     """What the store remembers about one file (keyed by its absolute path)."""
@@ -116,6 +133,7 @@ class Store:
     """
 
     def __init__(self, path: Path | None) -> None:
+        self.path = path
         self.recovered_from: Path | None = None
         try:
             self.db = self._open(path)
@@ -166,7 +184,8 @@ class Store:
     def remember_document(self, path: str, cursor_row: int, cursor_column: int) -> None:
         """Record that `path` is open with the cursor at (row, column)."""
         with self.db.conn:
-            self.db["documents"].upsert(
+            _upsert(
+                self.db, "documents",
                 {"path": path, "cursor_row": cursor_row, "cursor_column": cursor_column, "last_opened": _now()},
                 pk="path",
             )
@@ -188,7 +207,8 @@ class Store:
     def save_preset(self, preset: Preset) -> None:
         """Save (or replace) a preset under its name."""
         with self.db.conn:
-            self.db["presets"].upsert(
+            _upsert(
+                self.db, "presets",
                 {"name": preset.name, "model": preset.model, "sae": preset.sae_id,
                  "preset": json.dumps(preset.to_json()), "updated": _now()},
                 pk="name",
@@ -248,7 +268,8 @@ class Store:
         """Keep `text` as the unsaved version of `path` (replacing the previous one), in one
         transaction: after a crash the store has the old entry or the new one, whole."""
         with self.db.conn:
-            self.db["journal"].upsert(
+            _upsert(
+                self.db, "journal",
                 {"path": path, "text": text, "base_sha256": base_sha256, "updated": _now()}, pk="path"
             )
 
@@ -378,7 +399,7 @@ class Store:
         name = " ".join(name.split())
         with self.db.conn:
             if name:
-                self.db["feature_names"].upsert({"sae": sae_id, "feature": feature, "name": name, "updated": _now()},
+                _upsert(self.db, "feature_names", {"sae": sae_id, "feature": feature, "name": name, "updated": _now()},
                                                 pk=("sae", "feature"))
             else:
                 self.db.execute("delete from feature_names where sae = ? and feature = ?", [sae_id, feature])
@@ -393,4 +414,4 @@ class Store:
     @_sql("save the UI state")
     def set_state(self, key: str, value: str) -> None:
         with self.db.conn:
-            self.db["ui_state"].upsert({"key": key, "value": value}, pk="key")
+            _upsert(self.db, "ui_state", {"key": key, "value": value}, pk="key")

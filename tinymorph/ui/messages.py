@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from textual.message import Message
 
 from tinymorph.engine.protocol import Event
+from tinymorph.errors import StoreError
 
 
 @dataclass
@@ -12,6 +13,13 @@ class EngineReported(Message):
     """The worker (or the client watching it) sent an event; delivered on the UI thread."""
 
     event: Event
+
+
+@dataclass
+class JournalFailed(Message):
+    """The journal thread could not write the unsaved text (posted from that thread)."""
+
+    error: StoreError
 
 
 @dataclass

@@ -18,8 +18,9 @@ from tinymorph.document import DiskStamp, disk_stamp, load_document, remove_stal
 from tinymorph.errors import DocumentError, StoreError
 from tinymorph.history import diff_lines, diff_summary
 from tinymorph.lock import FileLock
-from tinymorph.store import text_sha256
+from tinymorph.store import JournalWriter, text_sha256
 from tinymorph.ui.dialogs import ChoiceScreen, DiffScreen
+from tinymorph.ui.messages import JournalFailed
 
 if TYPE_CHECKING:
     from tinymorph.ui.app import TinymorphApp
@@ -49,7 +50,7 @@ class FileSafety:
     """Mixin for TinymorphApp (which provides path, fmt, store, editor, notify, push_screen...)."""
 
     _journal_timer: Timer | None = None
-    _journaled_sha: str = ""
+    _journaled_generation: int = 0
     _discarded: bool = False
     _unjournaled_since: float | None = None
     lock: FileLock | None = None
@@ -59,7 +60,7 @@ class FileSafety:
         self.lock = lock
         self.disk: DiskStamp | None = disk_stamp(self.path)
         self.base_sha = text_sha256(text)
-        self._journaled_sha = self.base_sha
+        self.journal = JournalWriter(self.store, lambda exc: self.post_message(JournalFailed(exc)))
 
     def safety_mount(self: "TinymorphApp") -> None:
         """On mount: keep the file as first found as a version, then check the lock, then the
@@ -125,7 +126,6 @@ class FileSafety:
             else:
                 self._keep_version(entry.text, "unsaved (not restored)")
                 self._clear_journal(self.path)
-                self._journaled_sha = self.base_sha
 
         self.push_screen(ChoiceScreen(question, [RESTORE, DISCARD]), decided)
 
@@ -143,20 +143,22 @@ class FileSafety:
             self._journal_timer = self.set_timer(JOURNAL_IDLE_S, self.write_journal)
 
     def write_journal(self: "TinymorphApp") -> None:
-        """Journal the buffer now if it differs from the file and from the last journal write."""
+        """Journal the buffer if it changed since the last journal write: this thread copies the
+        list of lines (~1 ms at 10 MB); the journal thread joins, hashes and writes (`JournalWriter`),
+        and clears the entry instead when the text is the file's again."""
         if self._discarded:
             return
         self._unjournaled_since = None
-        text = self.editor.text
-        digest = text_sha256(text)
-        if digest == self._journaled_sha:
+        if self.editor.generation == self._journaled_generation:
             return
+        document = self.editor.document
         with self.storing("journal the unsaved text"):
-            if digest == self.base_sha:
-                self.store.clear_journal(str(self.path))
-            else:
-                self.store.write_journal(str(self.path), text, self.base_sha)
-            self._journaled_sha = digest
+            self.journal.write(str(self.path), list(document.lines), document.newline, self.base_sha)
+            self._journaled_generation = self.editor.generation
+
+    def on_journal_failed(self: "TinymorphApp", message: JournalFailed) -> None:
+        self.notify(str(message.error), title="Store: could not journal the unsaved text", severity="warning",
+                    timeout=6)
 
     def action_suspend_process(self: "TinymorphApp") -> None:
         """Journal, then suspend to the shell (Ctrl+Z where the terminal allows it)."""
@@ -168,6 +170,7 @@ class FileSafety:
         it; give the lock back."""
         if self.modified and not self._discarded:
             self.write_journal()
+        self.journal.close()
         if self.lock is not None:
             self.lock.release()
 
@@ -178,8 +181,11 @@ class FileSafety:
             self.store.add_version(str(self.path), text, reason)
 
     def _clear_journal(self: "TinymorphApp", path: Path) -> None:
+        """Forget the unsaved text of `path` (its file now holds the text hashing to `base_sha`),
+        after any journal write asked before."""
         with self.storing("clear the journal"):
-            self.store.clear_journal(str(path))
+            self.journal.clear(str(path), self.base_sha)
+        self._journaled_generation = self.editor.generation
 
     def action_history(self: "TinymorphApp") -> None:
         """Pick a kept version, see its diff against the editor's text, restore it."""
@@ -260,7 +266,6 @@ class FileSafety:
             return False
         self.disk = disk_stamp(path)
         self.base_sha = text_sha256(text)
-        self._journaled_sha = self.base_sha
         self._clear_journal(path)  # a locked store here must not undo a save that happened
         self._keep_version(text, reason)
         self.mark_clean()
@@ -284,7 +289,6 @@ class FileSafety:
                 self.fmt, self.disk, self.base_sha = fmt, disk_stamp(self.path), text_sha256(text)
                 self._keep_version(text, "changed on disk")
                 self._clear_journal(self.path)
-                self._journaled_sha = self.base_sha
             elif choice == KEEP_BOTH:
                 stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
                 self._save_as_copy(self.path.with_name(f"{self.path.stem}.mine-{stamp}{self.path.suffix}"))
