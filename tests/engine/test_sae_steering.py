@@ -240,7 +240,7 @@ def test_suggest_returns_the_alternatives_best_shown_first_when_features_are_tur
     class Sampled(ConceptMeter):
         """The same meter, but keeping the sampled order: what suggest would return unranked."""
 
-        def order(self, readings, live, texts=None):
+        def order(self, readings, live, texts=None, surprise=None):
             seen.append(self.scores(readings, live, texts).tolist())
             return list(range(self.rows))
 
@@ -257,6 +257,32 @@ def test_suggest_returns_the_alternatives_best_shown_first_when_features_are_tur
     # No SAE feature turned: the sampled order is kept.
     assert ConceptMeter(sae, SteeringSpec(), 3).order([], []) == [0, 1, 2]
     assert not ConceptMeter(sae, SteeringSpec((SteeringTerm(0.3, feature=3, mode="ablate"),)), 3).active
+
+
+def test_with_a_concept_slider_the_alternatives_that_show_it_come_first_the_most_fluent_first(sae):
+    from tinymorph.engine.generate import CONCEPT_CLOSE, ConceptMeter
+
+    class Words:
+        """Closeness of each text to the query, as `ConceptWords` would give it."""
+
+        near = {"the ocean roared": 0.8, "a boat drifted": CONCEPT_CLOSE, "the table was set": 0.3,
+                "and then he went": 0.1}
+
+        def query_ids(self, query):
+            return [1]
+
+        def closeness(self, _ids, text):
+            return self.near[text]
+
+    texts = ["the table was set", "the ocean roared", "and then he went", "a boat drifted"]
+    surprise = [0.1, 2.0, 0.2, 0.5]  # mean logit gap: the boat reads better than the ocean
+    up = SteeringSpec((SteeringTerm(0.25, direction=(1.0, 0.0), concept="the sea"),))
+    meter = ConceptMeter(sae, up, 4, words=Words())  # type: ignore[arg-type]
+    # The two that show the concept, most fluent first; then the others by closeness.
+    assert meter.order([], [], texts, surprise) == [3, 1, 0, 2]
+    down = SteeringSpec((SteeringTerm(-0.25, direction=(1.0, 0.0), concept="the sea"),))
+    # Turned down: nothing is preferred for showing the concept; the least close come first.
+    assert ConceptMeter(sae, down, 4, words=Words()).order([], [], texts, surprise) == [2, 0, 3, 1]  # type: ignore[arg-type]
 
 
 def test_a_steered_suggestion_differs_from_the_unsteered_one(lm, sae):

@@ -149,7 +149,7 @@ def run_concepts(args: argparse.Namespace, gen, data, prompts, decoding, console
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from tinymorph.engine.generate import Generator, max_act_tensor
+    from tinymorph.engine.generate import Generator, lens_weights, max_act_tensor
     from tinymorph.evals.steer import GREEDY, Decoding
     from tinymorph.features import load_feature_data
 
@@ -165,7 +165,8 @@ def run_eval(args: argparse.Namespace) -> int:
         dataclasses.replace(GREEDY, tokens=args.tokens) if args.greedy
         else Decoding(settings.temperature, settings.alternatives, args.seed, args.tokens)
     )
-    gen = Generator(lm, settings.context_tokens, sae, max_act_tensor(data))
+    gen = Generator(lm, settings.context_tokens, sae, max_act_tensor(data), steer_prompt=args.steer_prompt,
+                    lens_weights=lens_weights(data))
     if args.concepts is not None:
         return run_concepts(args, gen, data, prompts, decoding, console)
     return run_features(args, lm, sae, gen, data, prompts, decoding, console)
@@ -233,6 +234,9 @@ def main(argv: list[str]) -> int:
                     help="decode greedily, one continuation (default: as the editor does: sampled alternatives, "
                          "the one it shows first)")
     ev.add_argument("--seed", type=int, default=0, help="seed of the sampled suggestions (default 0)")
+    ev.add_argument("--steer-prompt", action="store_true",
+                    help="steer every context position too, not only from the cursor on (the editor steers from the "
+                         "cursor, which keeps its KV cache when a slider moves)")
     ev.add_argument("--exclude", action="append", default=[], metavar="GLOB")
     ev.add_argument("--markdown", type=Path, help="also write the tables as markdown to this file")
     concept = sub.add_parser("concept", help="make a concept slider from words and show what it does")

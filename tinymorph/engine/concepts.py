@@ -45,6 +45,18 @@ NEUTRAL_SENTENCES = (
     "The teacher wrote three questions on the board and sat down.",
     "After lunch the office was quiet except for the printer.",
     "The road curved past the school and up toward the church.",
+    "I wrote the number on the back of my hand so I would not forget it.",
+    "The bus was late again, and the driver apologised to everyone.",
+    "Her brother fixed the chair with two nails and a piece of string.",
+    "We talked about nothing in particular until it was time to go.",
+    "The shop on the corner sells newspapers, stamps and cheap umbrellas.",
+    "He had never learned to swim, though he had always meant to.",
+    "The form asked for my address, my age and my reasons.",
+    "By the time the film ended, most of the audience had gone home.",
+    "The dog waited by the door every afternoon at four.",
+    "She kept the receipts in a shoebox under the bed.",
+    "The instructions were printed in very small letters on the lid.",
+    "Nobody remembered who had first suggested the picnic.",
 )
 """Ordinary sentences on no topic in particular, written for tinymorph (no corpus at run time)."""
 

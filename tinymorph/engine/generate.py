@@ -73,6 +73,10 @@ def common_prefix(a: list[int], b: list[int]) -> int:
     return n
 
 
+CONCEPT_CLOSE = 0.45
+"""Closeness (`ConceptWords.closeness`, an input-embedding cosine) from which an alternative shows
+the concept: for "sea", "ocean" 0.75, "boat" 0.56, "harbour" 0.46; "table" 0.38, "went" 0.23."""
+
 MIN_P = 0.05
 """Min-p truncation (Nguyen et al. 2024, "Turning Up the Heat: Min-p Sampling"): a token whose
 probability is below MIN_P times the most likely token's is never sampled. Without it, sampling
@@ -139,11 +143,13 @@ class ConceptMeter:
       directions the writer made): x the reading, u_j the unit direction, plus
     - for a concept slider, sign * the closeness of the alternative's words to the words the
       writer typed (`engine.concepts.ConceptWords`, a cosine in [-1, 1], which dominates the
-      projection, ~0.05 in these units). On the development concepts this ranking shows an
-      alternative that has the concept 74% of the time where one of the three has it 76% of the
-      time, against 61% for the projection alone (docs/steering.md),
+      projection, ~0.05 in these units),
     where sign is the sign of the term's strength; terms at strength 0 are left out. A spec with
     no such term makes an inactive meter (`active` False), which keeps the sampled order.
+    With a concept slider turned up, the alternatives that show the concept (a word at least
+    CONCEPT_CLOSE close to the writer's) come first, the most fluent of them first (the smallest
+    mean gap between the logit of each token it drew and the best logit there): among samples
+    that all say "sea", the writer should see the one that reads best.
     Method: best-of-n sampling (as in Nakano et al. 2021, WebGPT, with a reward model), here
     ranked by the model's own reading instead.
     """
@@ -195,12 +201,26 @@ class ConceptMeter:
         mask = torch.tensor(live, dtype=torch.float32)  # (steps, rows)
         return (per_token * mask).sum(0) / mask.sum(0).clamp(min=1) + closeness
 
-    def order(self, readings: list[torch.Tensor], live: list[list[bool]], texts: list[str] | None = None) -> list[int]:
-        """Rows, best first; ties (and an inactive meter) keep the sampled order."""
+    def order(
+        self, readings: list[torch.Tensor], live: list[list[bool]], texts: list[str] | None = None,
+        surprise: list[float] | None = None,
+    ) -> list[int]:
+        """Rows, best first; ties (and an inactive meter) keep the sampled order. `surprise`: each
+        row's mean logit gap (see the class docstring), for concept sliders."""
         if not self.active:
             return list(range(self.rows))
         scores = self.scores(readings, live, texts).tolist()
-        return sorted(range(len(scores)), key=lambda r: -scores[r])
+        shows = [False] * self.rows
+        if self.words is not None and texts is not None and surprise is not None:
+            for query_ids, sign in self.concepts:
+                if sign > 0:
+                    close = [self.words.closeness(query_ids, t) >= CONCEPT_CLOSE for t in texts]
+                    shows = [a or b for a, b in zip(shows, close, strict=True)]
+
+        def key(r: int) -> tuple[bool, float]:
+            return (not shows[r], surprise[r] if shows[r] and surprise is not None else -scores[r])
+
+        return sorted(range(self.rows), key=key)
 
 
 @contextmanager
@@ -228,10 +248,12 @@ class Generator:
     def __init__(
         self, lm: LoadedModel, context_tokens: int, sae: FeatureSource | None = None,
         max_acts: torch.Tensor | None = None, steer_prompt: bool = False, lens_weights: torch.Tensor | None = None,
+        sampler: Callable[[torch.Tensor, float, torch.Generator], torch.Tensor] | None = None,
     ) -> None:
         """`sae` (optional) gives steering by feature and the feature lens; `max_acts` (d_sae,)
         scales activations to fractions of each feature's max on held-out text, and the lens
-        multiplies those by `lens_weights` (d_sae,) (`lens_weights`; default: all 1).
+        multiplies those by `lens_weights` (d_sae,) (`lens_weights`; default: all 1). `sampler`
+        replaces `sample` (the benchmark runs the sampling this replaced, beside it).
         `steer_prompt`: steer every context position too (the prefix cache is then rebuilt
         whenever the steering changes); by default steering starts at the last context token."""
         window = lm.sliding_window
@@ -243,6 +265,7 @@ class Generator:
         self.max_acts = max_acts
         self.steer_prompt = steer_prompt
         self.lens_weights = lens_weights
+        self.sample = sampler or sample
         self.words = ConceptWords(lm)
         self._prefix: PrefixCache | None = None
 
@@ -390,13 +413,15 @@ class Generator:
         # Special tokens (<start_of_image>, ...) are never part of the writer's text.
         anchor_text = self.lm.tokenizer.decode(anchor, skip_special_tokens=True)
         steps, decode_start = 0, time.perf_counter()
+        gaps = torch.zeros(n)  # summed over each row's tokens: best logit - the drawn token's logit
         with steered(layer, steering), _reading(layer, readings):
             logits = self.lm.run(torch.tensor([ids[-1:]] * n), cache)  # (n, V): step 0, the last context token
             steps += 1
             if self.sae is not None:
                 last_row = self._lens_rows(readings[0][:1], 0)[0] if len(ids) > 2 else None  # not BOS nor the first
                 on_lens(self.lens(last_row))
-            tokens = sample(logits, req.temperature, generator)  # (n,)
+            tokens = self.sample(logits, req.temperature, generator)  # (n,)
+            gap = logits.amax(-1) - logits.gather(-1, tokens[:, None]).squeeze(-1)  # (n,)
             first_token_ms = ms()
             for step in range(req.max_new_tokens):
                 last_step = step == req.max_new_tokens - 1
@@ -411,6 +436,7 @@ class Generator:
                         continue
                     generated[row].append(token)
                     live[row] = True
+                    gaps[row] += gap[row]
                     decoded = self.lm.tokenizer.decode(anchor + generated[row], skip_special_tokens=True)
                     raw = decoded[len(anchor_text) :]
                     if needs_space:
@@ -429,8 +455,10 @@ class Generator:
                 logits = self.lm.run(tokens[:, None], cache)  # (n, V)
                 steps += 1
                 live_rows.append(live)
-                tokens = sample(logits, req.temperature, generator)
-        ranked = meter.order(readings[1:], live_rows, shown)  # the ranking's one SAE encode counts as decode time
+                tokens = self.sample(logits, req.temperature, generator)
+                gap = logits.amax(-1) - logits.gather(-1, tokens[:, None]).squeeze(-1)
+        surprise = (gaps / torch.tensor([max(1, len(g)) for g in generated])).tolist()  # mean gap per row
+        ranked = meter.order(readings[1:], live_rows, shown, surprise)  # its one SAE encode counts as decode time
         # A suggestion that loops ("the forest of the forest, in the forest of the forest") is never
         # shown first while another one does not: steering, and a small model, fall into loops.
         order = sorted(ranked, key=lambda r: loops(shown[r]))
