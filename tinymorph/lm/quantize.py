@@ -20,6 +20,7 @@ import torch
 
 DECODE_ROWS = 8
 """Inputs with at most this many rows (batch x tokens) use the int8 weights."""
+QUANTIZE_BLOCK_ROWS = 4096
 
 
 class Int8DecodeLinear(torch.nn.Module):
@@ -35,9 +36,18 @@ class Int8DecodeLinear(torch.nn.Module):
         if linear.bias is not None:
             raise ValueError("Int8DecodeLinear takes linear layers without bias")
         self.linear = linear
-        weight = linear.weight.detach().float()  # (N, K)
-        scales = (weight.abs().amax(dim=1) / 127).clamp(min=1e-12)  # (N,)
-        self.register_buffer("qweight", (weight / scales[:, None]).round().clamp(-127, 127).to(torch.int8))
+        weight = linear.weight.detach()  # (N, K)
+        qweight = torch.empty(weight.shape, dtype=torch.int8)
+        scales = torch.empty(weight.shape[0], dtype=torch.float32)  # (N,)
+        # In blocks of rows that stay in the CPU's cache: for the 262,144 x 640 unembedding this
+        # takes 0.25 s on one core, against 2.4 s for the same arithmetic over the whole matrix
+        # at once (which also made a 670 MB float copy). The same values either way.
+        for start in range(0, weight.shape[0], QUANTIZE_BLOCK_ROWS):
+            block = weight[start : start + QUANTIZE_BLOCK_ROWS].to(torch.float32, copy=True)  # never the weight itself
+            block_scales = (block.abs().amax(dim=1) / 127).clamp_(min=1e-12)
+            qweight[start : start + QUANTIZE_BLOCK_ROWS] = block.div_(block_scales[:, None]).round_().clamp_(-127, 127)
+            scales[start : start + QUANTIZE_BLOCK_ROWS] = block_scales
+        self.register_buffer("qweight", qweight)
         self.register_buffer("scales", scales.to(linear.weight.dtype))
         self.force: bool | None = None
         """None: choose by input size; True / False: always / never the int8 weights."""
