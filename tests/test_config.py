@@ -35,6 +35,7 @@ def test_file_then_environment_then_cli(tmp_path: Path):
         ("context_tokens = 4096", "sliding window"),
         ("temperature = -1", "temperature"),
         ("theme = ", "cannot read"),
+        ("worker_nice = 25", "worker_nice must be between 0 and 19"),
     ],
 )
 def test_bad_config_is_a_clear_error(tmp_path: Path, text: str, message: str):
@@ -42,3 +43,19 @@ def test_bad_config_is_a_clear_error(tmp_path: Path, text: str, message: str):
     config.write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_settings(config, env={})
+
+
+def test_the_worker_takes_one_core_fewer_and_a_lower_priority_unless_told(tmp_path: Path, monkeypatch):
+    import os
+
+    from tinymorph.cli_common import worker_config
+    from tinymorph.lm.manifest import resolve_model
+    from tinymorph.paths import app_paths
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1, 2, 3}, raising=False)
+    manifest = resolve_model("gemma3-270m")
+    default = worker_config(load_settings(None, env={}), app_paths(), manifest)
+    assert (default.threads, default.nice) == (3, 10)
+    told = worker_config(load_settings(None, env={"TINYMORPH_WORKER_THREADS": "4", "TINYMORPH_WORKER_NICE": "0"}),
+                         app_paths(), manifest)
+    assert (told.threads, told.nice) == (4, 0)

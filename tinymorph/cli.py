@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return presets_main(argv[1:])
         if argv[:2] == ["bench", "sae"]:
-            from tinymorph.bench_sae import run_sae_bench
+            from tinymorph.bench.sae import run_sae_bench
 
             return run_sae_bench(argv[2:])
         if argv and argv[0] == "bench":

@@ -117,6 +117,7 @@ def worker_config(settings: Settings, paths: AppPaths, manifest: ModelManifest) 
         allow_downloads=settings.allow_downloads,
         threads=worker_threads(settings),
         int8_decode=settings.int8_decode,
+        nice=settings.worker_nice,
     )
 
 

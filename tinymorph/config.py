@@ -70,7 +70,11 @@ class Settings:
 
     worker_threads: int = 0
     """CPU threads of the model process; 0: one fewer than this machine's cores (at least 1), so
-    that typing always has a core. The model process also runs at a lower priority."""
+    that typing always has a core."""
+
+    worker_nice: int = 10
+    """How much lower than the editor's the model process's scheduling priority is (`nice`; on
+    Linux it also runs as SCHED_BATCH); 0 leaves it as the editor's."""
 
     keybindings: dict[str, str] = field(default_factory=dict)
     """Binding id -> keys (comma-separated), e.g. `accept_suggestion = "tab"`. Ids are listed
@@ -91,6 +95,8 @@ class Settings:
             raise ConfigError(f"alternatives must be between 1 and 8, got {self.alternatives}")
         if not 0.0 <= self.temperature <= 2.0:
             raise ConfigError(f"temperature must be between 0 and 2, got {self.temperature}")
+        if not 0 <= self.worker_nice <= 19:
+            raise ConfigError(f"worker_nice must be between 0 and 19, got {self.worker_nice}")
         if not 0 <= self.worker_threads <= 256:
             raise ConfigError(f"worker_threads must be between 0 (automatic) and 256, got {self.worker_threads}")
         return self
@@ -136,6 +142,7 @@ _FIELD_TYPES: dict[str, Any] = {
     "suggestions": bool,
     "int8_decode": bool,
     "worker_threads": int,
+    "worker_nice": int,
 }
 
 

