@@ -212,3 +212,31 @@ def test_an_unexpected_error_in_a_request_is_reported_and_the_worker_goes_on(tin
     failed = [e for e in emitted if isinstance(e, RequestFailed)]
     assert [(e.request_id, e.message) for e in failed] == [(1, "ValueError: the tokenizer choked")]
     assert [e.request_id for e in emitted if isinstance(e, SuggestionReady)] == [2]
+
+
+def test_a_worker_whose_editor_was_killed_ends_by_itself(tmp_path):
+    """`exit_with_parent`, which `prepare_worker_process` starts in every worker: SIGKILL the
+    parent (an editor killed or crashed) and the child is gone within a few checks."""
+    import subprocess
+    import sys
+
+    child = ("from tinymorph.engine.client import exit_with_parent; import time; exit_with_parent(0.1); "
+             "time.sleep(60)")
+    parent = (f"import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', {child!r}]); "
+              "print(p.pid, flush=True); time.sleep(60)")
+    editor = subprocess.Popen([sys.executable, "-c", parent], stdout=subprocess.PIPE, text=True)
+    assert editor.stdout is not None
+    worker = int(editor.stdout.readline())
+    time.sleep(1.0)  # the child is up and watching
+    os.kill(worker, 0)  # alive while its parent is
+    editor.kill()
+    editor.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(worker, signal.SIGKILL)
+    raise AssertionError("the worker outlived its editor")

@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from multiprocessing import resource_tracker
 from multiprocessing.context import SpawnProcess
@@ -71,16 +72,42 @@ def _child_entry(config: WorkerConfig, requests: "queue.Queue[Request]", events:
     serve(config, requests, events.put)
 
 
+PARENT_CHECK_S = 1.0
+"""How often the worker checks that the editor that started it is still alive."""
+
+
+def exit_with_parent(check_s: float = PARENT_CHECK_S) -> threading.Thread:
+    """Start a daemon thread that ends this process (`os._exit`) once its parent is gone. An
+    editor killed with SIGKILL (or crashed) cannot stop its worker, and the worker never sees
+    the request queue close: it holds that pipe's write end itself (multiprocessing.Queue
+    carries both ends), so without this it would wait forever with the model in memory
+    (~1.7 GB). Polling `os.getppid()` rather than Linux's PR_SET_PDEATHSIG, which fires when the
+    parent *thread* that spawned the worker ends, and the client restarts workers from its
+    event thread."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(check_s)
+        os._exit(0)
+
+    thread = threading.Thread(target=watch, name="tinymorph-parent-watch", daemon=True)
+    thread.start()
+    return thread
+
+
 def prepare_worker_process(config: WorkerConfig) -> None:
     """Send stdout and stderr to the log file (they would draw over the editor's screen) with the
-    libraries' warnings, keep the network off unless the writer allowed it, and lower the
-    process's priority so that typing wins the CPU: a higher nice value and, on Linux,
-    SCHED_BATCH (a batch task does not preempt others when it wakes up). torch's threads, started
-    later, inherit the priority. Refusals (no permission, another OS) are ignored."""
+    libraries' warnings, keep the network off unless the writer allowed it, end with the editor
+    (`exit_with_parent`), and lower the process's priority so that typing wins the CPU: a higher
+    nice value and, on Linux, SCHED_BATCH (a batch task does not preempt others when it wakes
+    up). torch's threads, started later, inherit the priority. Refusals (no permission, another
+    OS) are ignored."""
     log = os.open(config.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.dup2(log, 1)
     os.dup2(log, 2)
     route_library_output(Path(config.log_file))
+    exit_with_parent()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if not config.allow_hub:
         os.environ["HF_HUB_OFFLINE"] = "1"
