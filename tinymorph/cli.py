@@ -1,7 +1,7 @@
 """Command line: parse arguments, wire settings + store + engine + app, map errors to exit codes.
 
 Owns: the `tinymorph` command. `tinymorph PATH` edits a file; the other commands (model, sae,
-features, directions, steer, presets, bench) live in `commands/` and `bench.py`.
+features, directions, steer, presets, bench) live in `commands/` and `bench/`.
 Errors from the TinymorphError hierarchy become one message on stderr and the class's exit code.
 """
 

@@ -69,7 +69,7 @@ class Terminal:
         """True if some row of the screen shows `text` (caller holds the lock or does not care)."""
         return any(text in row for row in self.screen.display)
 
-    def wait_for(self, texts: tuple[str, ...], timeout: float = 300.0) -> None:
+    def wait_for(self, texts: tuple[str, ...], timeout: float = 120.0) -> None:
         """Wait until the screen shows one of `texts`. Raises TimeoutError."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
@@ -77,7 +77,8 @@ class Terminal:
                 if any(self.shows(text) for text in texts):
                     return
             time.sleep(0.02)
-        raise TimeoutError(f"none of {texts!r} appeared; the screen: {self.lines()!r}")
+        status = next((row.strip() for row in reversed(self.lines()) if " · " in row), "")
+        raise TimeoutError(f"none of {texts!r} appeared in {timeout:.0f} s; the status bar: {status!r}")
 
     def send(self, keys: str, watch: Callable[[], bool] | None = None) -> float:
         """Write `keys`; with `watch`, arm it first and return the time they were written."""
