@@ -26,7 +26,7 @@ def run_bench(argv: list[str]) -> int:
     import torch
 
     from tinymorph.bench import engine
-    from tinymorph.bench.keys import ghost_latency, median, ready_time, type_keys
+    from tinymorph.bench.keys import ghost_latency, median, type_keys
     from tinymorph.cli_common import worker_threads
     from tinymorph.lm.manifest import resolve_model
     from tinymorph.lm.model import load_model
@@ -53,7 +53,9 @@ def run_bench(argv: list[str]) -> int:
     # First the editor in a terminal (separate processes; the least robust part, and it needs no
     # model in this process), then the engine here.
     console.print("[bold]keystrokes and ghost text[/] in a terminal")
-    report.update(_terminal(args, threads, cores, type_keys, ghost_latency, ready_time, median))
+    report.update(_terminal(args, threads, cores, type_keys, ghost_latency, median))
+    console.print("[bold]worker start to ready[/]")
+    report["ready"] = engine.ready_times(settings, manifest, 3)
     lm = load_model(manifest, app_paths().models_cache, lambda *_: None, int8_decode=True)
     sae = load_sae("default", manifest, lm.d_model, int(lm.model.config.num_hidden_layers))
 
@@ -134,7 +136,7 @@ def _quality(lm, sae, args: argparse.Namespace, threads: int, console: Console) 
     return out
 
 
-def _terminal(args, threads, cores, type_keys, ghost_latency, ready_time, median) -> dict[str, object]:  # type: ignore[no-untyped-def]
+def _terminal(args, threads, cores, type_keys, ghost_latency, median) -> dict[str, object]:  # type: ignore[no-untyped-def]
     from tinymorph.paths import app_paths
 
     home = Path(tempfile.mkdtemp(prefix="tinymorph-bench-"))
@@ -166,13 +168,8 @@ def _terminal(args, threads, cores, type_keys, ghost_latency, ready_time, median
             generating, args.keys),
     }
     ghost, ghost_dropped = once_more(ghost_latency, folder, env, model, args.ghost)
-    ready: dict[str, list[float]] = {"bf16 decode weights (before)": [], "int8 decode weights (now)": []}
-    for _ in range(3):  # interleaved
-        ready["bf16 decode weights (before)"].append(
-            once_more(ready_time, folder, {**env, "TINYMORPH_INT8_DECODE": "false"}, model))
-        ready["int8 decode weights (now)"].append(once_more(ready_time, folder, env, model))
     return {"keys": cases, "ghost": ghost, "ghost_median": median(ghost), "ghost_dropped": ghost_dropped,
-            "ready": ready, "retries": retries}
+            "retries": retries}
 
 
 def _write(args: argparse.Namespace, r: dict, argv: list[str]) -> None:  # type: ignore[type-arg]
@@ -266,7 +263,8 @@ def _write(args: argparse.Namespace, r: dict, argv: list[str]) -> None:  # type:
     lines += ["", f"Ghost text after the last key of a word (default idle delay 150 ms), {len(r['ghost'])} words: "
                   f"median {r['ghost_median']:.0f} ms, p95 {engine.pct(r['ghost'], 95):.0f} ms ({r['ghost_dropped']} "
                   "word(s) left out: ghost text already showed before their last key).", "",
-              "Start to 'ready' (a new file; the model from the cache), seconds, 3 starts each, interleaved: " +
+              "Worker start to 'ready' (`EngineClient.start` to `WorkerReady`: the process spawned, the model "
+              "loaded from the cache, the SAE and its features), seconds, 3 starts each, interleaved: " +
               "; ".join(f"{name} median {statistics.median(v):.1f} ({', '.join(f'{x:.1f}' for x in v)})"
                         for name, v in r["ready"].items()) + ".", ""]
     if r["retries"]:

@@ -7,7 +7,9 @@ code (`PROSE`), so the benchmark needs no corpus.
 """
 
 import math
+import queue
 import statistics
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -177,3 +179,37 @@ def greedy_match(lm: LoadedModel, prompts: list[str], tokens: int = 24) -> tuple
                 out.append(result.alternatives if result else ())
         same += out[0] == out[1]
     return same, len(prompts)
+
+
+def ready_times(settings, manifest, starts: int) -> dict[str, list[float]]:  # type: ignore[no-untyped-def]
+    """Seconds from `EngineClient.start` to `WorkerReady`, `starts` times each, interleaved: the
+    worker with bf16 weights only (before) and with the int8 decode copies made at load (now).
+    Raises RuntimeError if a worker fails or is not ready in 120 s."""
+    import dataclasses
+
+    from tinymorph.cli_common import worker_config
+    from tinymorph.engine.client import EngineClient
+    from tinymorph.engine.protocol import Event, WorkerFailed, WorkerReady
+    from tinymorph.paths import app_paths
+
+    out: dict[str, list[float]] = {"bf16 decode weights (before)": [], "int8 decode weights (now)": []}
+    for _ in range(starts):
+        for name, int8 in (("bf16 decode weights (before)", False), ("int8 decode weights (now)", True)):
+            config = worker_config(dataclasses.replace(settings, int8_decode=int8), app_paths(), manifest)
+            events: queue.Queue[Event] = queue.Queue()
+            client = EngineClient(config)
+            started = time.perf_counter()
+            client.start(events.put)
+            try:
+                while True:
+                    event = events.get(timeout=120)
+                    if isinstance(event, WorkerReady):
+                        out[name].append(time.perf_counter() - started)
+                        break
+                    if isinstance(event, WorkerFailed):
+                        raise RuntimeError(f"the worker failed: {event.message}")
+            except queue.Empty as exc:
+                raise RuntimeError("the worker was not ready in 120 s") from exc
+            finally:
+                client.stop()
+    return out
