@@ -82,6 +82,26 @@ async def test_with_a_store_on_disk_the_journal_is_written_off_the_editors_threa
     store.close()
 
 
+async def test_a_journal_write_that_the_busy_store_refused_is_tried_again(notes, tmp_path):
+    store = LockedStore(tmp_path / "store.db")
+    app = build(notes, store)
+    async with app.run_test() as pilot:
+        store.lock()
+        await pilot.press("x")
+        await pilot.pause(0.2)
+        app.journal.flush()  # the journal thread waited 500 ms, failed, and said so
+        await pilot.pause()
+        assert any("store is busy" in str(n.message) for n in app._notifications)
+        assert store.journal(str(notes)) is None
+        store.unlock()
+        await pilot.pause(0.3)  # nothing typed since: tried again after the pause
+        app.journal.flush()
+        entry = store.journal(str(notes))
+        assert entry is not None and entry.text == "xOut at the harbour\n"
+    store.blocker.close()
+    store.close()
+
+
 async def test_typing_without_a_pause_is_still_journaled(notes, store, monkeypatch):
     monkeypatch.setattr(safety, "JOURNAL_IDLE_S", 30.0)  # the idle pause never comes
     monkeypatch.setattr(safety, "JOURNAL_MAX_S", 0.3)

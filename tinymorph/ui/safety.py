@@ -157,8 +157,12 @@ class FileSafety:
             self._journaled_generation = self.editor.generation
 
     def on_journal_failed(self: "TinymorphApp", message: JournalFailed) -> None:
+        """The journal thread could not write: say so, and try again after the next pause (and
+        on the way out), even if nothing is typed in between."""
         self.notify(str(message.error), title="Store: could not journal the unsaved text", severity="warning",
                     timeout=6)
+        self._journaled_generation = -1
+        self.journal_soon()
 
     def action_suspend_process(self: "TinymorphApp") -> None:
         """Journal, then suspend to the shell (Ctrl+Z where the terminal allows it)."""
