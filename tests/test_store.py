@@ -207,3 +207,19 @@ def test_the_journal_writer_of_an_in_memory_store_writes_at_once_and_raises():
     store.db.conn.close()
     with pytest.raises(StoreError):
         writer.clear("/a.md", "base")
+
+
+def test_the_journal_writer_survives_an_unexpected_error_and_writes_after_close(tmp_path: Path, monkeypatch):
+    from tinymorph.store import JournalWriter
+
+    store = Store(tmp_path / "t.db")
+    errors: list[StoreError] = []
+    writer = JournalWriter(store, errors.append)
+    writer.write("/a.md", [1, 2], "\n", "base")  # type: ignore[list-item]  # join fails: not strings
+    writer.write("/a.md", ["still", "here"], "\n", "base")
+    writer.close()
+    assert len(errors) == 1 and "TypeError" in str(errors[0])
+    writer.write("/a.md", ["after", "close"], "\n", "base")  # on the caller's thread now
+    writer.flush()
+    entry = store.journal("/a.md")
+    assert entry is not None and entry.text == "after\nclose"

@@ -67,10 +67,12 @@ class JournalWriter:
             self._queue.join()
 
     def close(self) -> None:
-        """Finish what was asked, then stop the thread."""
-        if self._thread is not None and self._thread.is_alive():
+        """Finish what was asked, then stop the thread; anything asked later is done on the
+        caller's thread."""
+        thread, self._thread = self._thread, None
+        if thread is not None and thread.is_alive():
             self._queue.put(None)
-            self._thread.join()
+            thread.join()
 
     def _ask(self, op: _Write | _Clear) -> None:
         if self._thread is None:
@@ -90,6 +92,8 @@ class JournalWriter:
                 self._do(store, op)
             except StoreError as exc:
                 self.on_error(exc)
+            except Exception as exc:  # a dead journal thread would lose every later write, silently
+                self.on_error(StoreError(f"could not journal the unsaved text: {type(exc).__name__}: {exc}"))
             finally:
                 self._queue.task_done()
                 if op is None and store is not None:
