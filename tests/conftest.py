@@ -63,6 +63,22 @@ def tinymorph_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
+def journal_writers(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the threads that call `Store.write_journal`, in order (it still writes)."""
+    import threading
+
+    names: list[str] = []
+    write = Store.write_journal
+
+    def spy(self, path, text, base):  # type: ignore[no-untyped-def]
+        names.append(threading.current_thread().name)
+        write(self, path, text, base)
+
+    monkeypatch.setattr(Store, "write_journal", spy)
+    return names
+
+
+@pytest.fixture
 def store() -> Store:
     s = Store(None)
     yield s

@@ -147,19 +147,9 @@ def test_feature_names_are_kept_per_sae_and_an_empty_name_forgets(store):
     assert store.feature_names("sae-a") == {} and store.feature_names("sae-b") == {12: "something else"}
 
 
-def test_the_journal_writer_writes_in_the_order_asked_on_its_own_thread(tmp_path: Path, monkeypatch):
-    import threading
-
+def test_the_journal_writer_writes_in_the_order_asked_on_its_own_thread(tmp_path: Path, journal_writers):
     from tinymorph.store import JournalWriter, text_sha256
 
-    threads: list[str] = []
-    write = Store.write_journal
-
-    def spy(self, path, text, base):  # type: ignore[no-untyped-def]
-        threads.append(threading.current_thread().name)
-        write(self, path, text, base)
-
-    monkeypatch.setattr(Store, "write_journal", spy)
     store = Store(tmp_path / "t.db")
     errors: list[StoreError] = []
     writer = JournalWriter(store, errors.append)
@@ -175,7 +165,7 @@ def test_the_journal_writer_writes_in_the_order_asked_on_its_own_thread(tmp_path
     writer.write("/a.md", ["as", "saved"], "\n", text_sha256("as\nsaved"))  # undone back to the file
     writer.close()
     assert store.journal("/a.md") is None
-    assert threads == ["tinymorph-journal", "tinymorph-journal"] and errors == []
+    assert journal_writers == ["tinymorph-journal", "tinymorph-journal"] and errors == []
 
 
 def test_the_journal_writer_reports_a_busy_store_and_goes_on(tmp_path: Path):

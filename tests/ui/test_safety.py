@@ -53,17 +53,7 @@ async def test_unsaved_text_is_journaled_after_a_pause_and_cleared_by_saving(not
         assert store.journal(str(notes)) is None
 
 
-async def test_with_a_store_on_disk_the_journal_is_written_off_the_editors_thread(notes, tmp_path, monkeypatch):
-    import threading
-
-    writers: list[str] = []
-    write = Store.write_journal
-
-    def spy(self, path, text, base):  # type: ignore[no-untyped-def]
-        writers.append(threading.current_thread().name)
-        write(self, path, text, base)
-
-    monkeypatch.setattr(Store, "write_journal", spy)
+async def test_with_a_store_on_disk_the_journal_is_written_off_the_editors_thread(notes, tmp_path, journal_writers):
     store = Store(tmp_path / "store.db")
     app = build(notes, store)
     async with app.run_test() as pilot:
@@ -78,7 +68,7 @@ async def test_with_a_store_on_disk_the_journal_is_written_off_the_editors_threa
         await pilot.press("y")
     entry = store.journal(str(notes))  # quitting waits for the last write
     assert entry is not None and entry.text == "New xyOut at the harbour\n"
-    assert writers and set(writers) == {"tinymorph-journal"}
+    assert journal_writers and set(journal_writers) == {"tinymorph-journal"}
     store.close()
 
 

@@ -26,7 +26,6 @@ def run_bench(argv: list[str]) -> int:
     import torch
 
     from tinymorph.bench import engine
-    from tinymorph.bench.keys import ghost_latency, median, type_keys
     from tinymorph.cli_common import worker_threads
     from tinymorph.lm.manifest import resolve_model
     from tinymorph.lm.model import load_model
@@ -53,7 +52,7 @@ def run_bench(argv: list[str]) -> int:
     # First the editor in a terminal (separate processes; the least robust part, and it needs no
     # model in this process), then the engine here.
     console.print("[bold]keystrokes and ghost text[/] in a terminal")
-    report.update(_terminal(args, threads, cores, type_keys, ghost_latency, median))
+    report.update(_terminal(args, threads, cores))
     console.print("[bold]worker start to ready[/]")
     report["ready"] = engine.ready_times(settings, manifest, 3)
     lm = load_model(manifest, app_paths().models_cache, lambda *_: None, int8_decode=True)
@@ -136,7 +135,8 @@ def _quality(lm, sae, args: argparse.Namespace, threads: int, console: Console) 
     return out
 
 
-def _terminal(args, threads, cores, type_keys, ghost_latency, median) -> dict[str, object]:  # type: ignore[no-untyped-def]
+def _terminal(args: argparse.Namespace, threads: int, cores: int) -> dict[str, object]:
+    from tinymorph.bench.keys import ghost_latency, median, type_keys
     from tinymorph.paths import app_paths
 
     home = Path(tempfile.mkdtemp(prefix="tinymorph-bench-"))
