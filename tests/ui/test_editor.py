@@ -284,3 +284,44 @@ async def test_the_word_count_follows_every_kind_of_edit_without_counting_the_wh
         await pilot.press("space", "z", "z")
         await pilot.pause(0.4)
         assert f"{len(editor.text.split())} words" in str(app.status.render())
+
+
+async def test_streamed_ghost_text_and_the_lens_repaint_only_the_cursors_line(tmp_path, store):
+    """Suggestions stream in a token at a time while the writer types: each change of the ghost
+    text (or the lens beside it) repaints the rows of the cursor's line, not the whole editor."""
+    path = tmp_path / "long.md"
+    path.write_text("\n".join(f"line {n} of the notes" for n in range(12)) + "\nOut at the " + "long " * 40,
+                    encoding="utf-8")
+    app = build(path, store, suggestions=False)
+    async with app.run_test(size=(60, 24)) as pilot:
+        editor = app.editor
+        editor.move_cursor(editor.document.end)
+        await pilot.pause()
+        row = editor.cursor_location[0]
+        first = editor.wrapped_document.location_to_offset((row, 0))[1] - editor.scroll_offset.y
+        rows_of_line = set(range(first, first + len(editor.wrapped_document.get_offsets(row)) + 1))
+        assert len(rows_of_line) > 1  # soft-wrapped: the ghost text's line spans several rows
+        painted: dict[int, str] = {}
+        render_line = editor.render_line
+
+        def recording(y: int):  # type: ignore[no-untyped-def]
+            strip = render_line(y)
+            painted[y] = strip.text
+            return strip
+
+        editor.render_line = recording  # type: ignore[method-assign]
+        for text in (" the", " the sea", " the sea was"):
+            painted.clear()
+            editor.suggestion = text
+            await pilot.pause()
+            assert painted and set(painted) <= rows_of_line
+            assert any(text in line for line in painted.values())
+        painted.clear()
+        editor.inlay = "harbour, boats"
+        await pilot.pause()
+        assert painted and set(painted) <= rows_of_line
+        assert any("◂ harbour, boats" in line for line in painted.values())
+        painted.clear()
+        await pilot.press("x")  # an edit moves the cursor: the whole editor, as before
+        assert len(painted) > len(rows_of_line)
+

@@ -13,6 +13,7 @@ from rich.style import Style
 from textual import events
 from textual.actions import SkipAction
 from textual.binding import Binding
+from textual.reactive import Reactive, reactive
 from textual.strip import Strip
 from textual.timer import Timer
 from textual.widgets import TextArea
@@ -114,6 +115,10 @@ class SuggestingEditor(TextArea):
     }
     """
     COMPONENT_CLASSES = {"editor--inlay"}
+    suggestion: Reactive[str] = reactive("", repaint=False)
+    """TextArea's ghost text, redeclared so that a change repaints only the cursor's line
+    (`watch_suggestion`), not the whole editor: suggestions stream in a token at a time, and a
+    full repaint per token re-rendered and re-sent every visible row while the writer typed."""
     INLAY_MIN_ROOM = 10
     """Cells the cursor's line must have free for the feature lens to show."""
 
@@ -208,7 +213,19 @@ class SuggestingEditor(TextArea):
     def inlay(self, text: str) -> None:
         if text != self._inlay:
             self._inlay = text
-            self.refresh()
+            self.refresh_cursor_line()
+
+    def watch_suggestion(self) -> None:
+        self.refresh_cursor_line()
+
+    def refresh_cursor_line(self) -> None:
+        """Repaint the visual rows of the cursor's document line: where the ghost text and the
+        inlay are drawn (a soft-wrapped line spans several rows)."""
+        if not self.is_mounted:
+            return
+        row = self.cursor_location[0]
+        _, first_y = self.wrapped_document.location_to_offset((row, 0))
+        self.refresh_lines(first_y, len(self.wrapped_document.get_offsets(row)) + 1)
 
     def render_line(self, y: int) -> Strip:
         strip = super().render_line(y)
