@@ -92,6 +92,7 @@ class SteeringActions(_Base):
     def _features_loaded(self, data: FeatureData) -> None:
         self.feature_data = data
         self._show_lens()  # the lens may have arrived before the labels
+        self.keep_long_lived()
 
     def steering_event(self, event: object) -> bool:
         """Handle a steering event from the worker; False if it is not one."""
