@@ -148,6 +148,8 @@ class SuggestingEditor(TextArea):
         self._origin: SuggestionOrigin | None = None
         self._moving_by_edit = False
         self._inlay = ""
+        self._cursor_row_key: tuple[object, ...] = ()
+        self._cursor_row_at = 0
         # The writer moves sliders in the steering panel and watches the ghost text change.
         self.hide_suggestion_on_blur = False
 
@@ -215,6 +217,16 @@ class SuggestingEditor(TextArea):
             self._inlay = text
             self.refresh_cursor_line()
 
+    def _cursor_row_y(self) -> int:
+        """The cursor's visual row in the document (wrapped rows counted): found once per cursor
+        position, document state and wrap width, not once per line drawn (`render_line` asks for
+        every visible line, and the lookup walks the wrapped line's sections)."""
+        key = (self.cursor_location, self.generation, self.wrap_width, self.soft_wrap)
+        if self._cursor_row_key != key:
+            self._cursor_row_key = key
+            self._cursor_row_at = self.wrapped_document.location_to_offset(self.cursor_location)[1]
+        return self._cursor_row_at
+
     def watch_suggestion(self) -> None:
         self.refresh_cursor_line()
 
@@ -231,8 +243,7 @@ class SuggestingEditor(TextArea):
         strip = super().render_line(y)
         if not self._inlay:
             return strip
-        _, cursor_y = self.wrapped_document.location_to_offset(self.cursor_location)
-        if self.scroll_offset.y + y != cursor_y:
+        if self.scroll_offset.y + y != self._cursor_row_y():
             return strip
         width = strip.cell_length
         room = width - len(strip.text.rstrip()) - 2

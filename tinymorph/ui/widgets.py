@@ -26,15 +26,22 @@ class StatusBar(Static):
         self.model_state = "model: starting"
         self.latency = ""
         self.steering = ""
+        self._shown = ""
 
     def refresh_status(self) -> None:
+        """Repaint the line from the fields. The bar is one row as wide as the screen, so new text
+        never changes its size: no layout pass (Static.update's default), which re-laid out and
+        repainted the whole screen on every change, twice per suggestion while the writer typed."""
         saved = "modified" if self.modified else "saved"
         parts = [self.file_name, saved, f"{self.words} words", self.model_state]
         if self.steering:
             parts.append(self.steering)
         if self.latency:
             parts.append(self.latency)
-        self.update("  ·  ".join(parts))
+        text = "  ·  ".join(parts)
+        if text != self._shown:
+            self._shown = text
+            self.update(text, layout=False)
 
 
 class QuitScreen(ModalScreen[str]):
