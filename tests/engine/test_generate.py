@@ -86,10 +86,19 @@ def test_steering_from_the_cursor_keeps_the_prefix_cache_when_a_slider_moves(lm)
 
 
 def test_steering_from_the_cursor_equals_steering_the_last_context_token_and_what_follows(lm):
-    """The first token's distribution: the prompt but its last token unsteered, the last steered."""
-    gen = Generator(lm, 31)
-    req = steered_request(1, "The cat sat on", 2.0)
+    """The first token's distribution is the prompt but its last token unsteered, the last one
+    steered (one pass runs both: the steering must reach only the last position); afterwards the
+    prefix cache holds the prompt but its last token, unsteered, for the next request."""
+    seen: list[torch.Tensor] = []
+
+    def recording(logits, temperature, generator):  # type: ignore[no-untyped-def]
+        seen.append(logits.clone())
+        return logits.argmax(-1)
+
+    gen = Generator(lm, 31, sampler=recording)
+    req = steered_request(1, "The cat sat on the mat and", 2.0)
     ids = gen.context_ids(req.text)
+    gen.prefill(ids[:3], ())  # a cache that holds part of the prompt: the pass runs several tokens
     layer = decoder_layers(lm.model)[lm.hook_layer]
     vector = steering_vector(req.steering, 64, lm.median_norm)
     with torch.no_grad():
@@ -98,9 +107,15 @@ def test_steering_from_the_cursor_equals_steering_the_last_context_token_and_wha
         with steered(layer, vector):
             expected = lm.model(torch.tensor([ids[-1:]]), past_key_values=cache, use_cache=True).logits[0, -1]
     got = gen.suggest(req, lambda: False, lambda *_: None)
-    assert got is not None and got.alternatives
-    first_token = lm.tokenizer.decode([int(expected.argmax())])
-    assert got.alternatives[0].startswith(first_token.strip()) or not first_token.strip()
+    assert got is not None and got.reused_tokens == 3
+    assert seen[0].shape == (2, expected.shape[-1])
+    torch.testing.assert_close(seen[0][0], expected.float(), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(seen[0][1], expected.float(), atol=1e-4, rtol=1e-4)
+    assert gen.prefix is not None and gen.prefix.ids == ids[:-1] and len(gen.prefix.lens) == len(ids) - 1
+    with torch.no_grad():
+        logits, reused = gen.prefill(ids, (), logits=True)
+    assert reused == len(ids) - 1
+    torch.testing.assert_close(logits, fresh_logits(lm, ids), atol=1e-4, rtol=1e-4)
 
 
 def test_a_prefill_that_fails_leaves_no_cache_to_reuse(lm, monkeypatch):
@@ -201,3 +216,4 @@ def test_reuse_is_reported_after_a_small_edit(lm):
     # The prefix cache holds the context but its last token: BOS + "The cat sa".
     assert second.reused_tokens == len("The cat sat")
     assert second.prefill_tokens == 3  # "t", " " and "o" (the last one runs with the alternatives)
+

@@ -7,13 +7,16 @@ wants what the editor shows (the worker, `tinymorph steer eval`, the benchmarks)
 `Generator.suggest`: there is one decode loop. Imports torch; no Textual, no store.
 
 The loop is plain and reads top to bottom, like nanoGPT's `sample.py`:
-1. prefill the context but its last token into the prefix cache (reused across requests);
-2. copy that cache to one row per alternative and run the last context token (step 0): its
-   logits give each row its first token, and the hook layer's reading there gives the lens;
+1. run the context's tokens that the prefix cache (kept across requests) does not hold, up to and
+   including its last token, in one pass, steered at that last token only: its logits give each
+   alternative its first token, and the hook layer's reading there gives the lens;
+2. copy the cache to one row per alternative; the prefix cache drops the last token again (the
+   entries before it do not depend on the steering, the attention being causal);
 3. decode all rows together, one token a step, until every row has reached a sentence end.
-By default the steering acts from step 0 on (the cursor), so the prefix cache does not depend on
-the sliders and a slider nudge costs no prefill (docs/steering.md measures that it steers as
-well as steering every position); `steer_prompt=True` steers the prefix too.
+By default the steering acts from the context's last token on (the cursor), so the prefix cache
+does not depend on the sliders and a slider nudge costs a one-token pass (docs/steering.md
+measures that it steers as well as steering every position); `steer_prompt=True` steers the
+prefix too.
 """
 
 import copy
@@ -321,7 +324,7 @@ class Generator:
     ) -> tuple[torch.Tensor | None, int]:
         """Make the prefix cache hold `ids`, reusing the common prefix of the previous one (only
         if it was built under the same `steering_key`); when the generator steers the prompt,
-        call it inside `steered(...)`. Returns (logits at the last position (V,) when `logits`
+        call it inside `steered(...)` (`suggest` steers the last position of the pass). Returns (logits at the last position (V,) when `logits`
         else None, number of tokens reused). If the forward pass raises, no prefix is kept: a
         cache cropped for a pass that failed must never be reused."""
         prev, self._prefix = self._prefix, None
@@ -399,12 +402,23 @@ class Generator:
         eos = self.lm.tokenizer.eos_token_id
         generator = torch.Generator().manual_seed(req.seed)
         key = req.steering.key() if self.steer_prompt else ()
-        with steered(layer, steering if self.steer_prompt else None):
-            _, reused = self.prefill(ids[:-1], key)
-        assert self._prefix is not None
-        cache = copy.deepcopy(self._prefix.cache)  # the prefix cache stays as the next request needs it
+        with steered(layer, steering, last_only=not self.steer_prompt):
+            last, reused = self.prefill(ids, key, logits=True)  # (V,): the context's last position
+        prefix = self._prefix
+        assert prefix is not None and last is not None
+        cache = copy.deepcopy(prefix.cache)
         cache.batch_repeat_interleave(n)
-        readings: list[torch.Tensor] = []  # (n, d) per forward pass: the hook layer before steering
+        # The prefix cache holds the context but its last token, whose entries are steered.
+        prefix.cache.crop(-1)
+        prefix.ids = ids[:-1]
+        last_row = prefix.lens.pop()
+        if self.sae is not None:
+            on_lens(self.lens(last_row))
+        logits = last.expand(n, -1)  # (n, V): every row starts from the same distribution
+        tokens = self.sample(logits, req.temperature, generator)  # (n,)
+        gap = logits.amax(-1) - logits.gather(-1, tokens[:, None]).squeeze(-1)  # (n,)
+        first_token_ms = ms()
+        readings: list[torch.Tensor] = []  # (n, d) per decode step: the hook layer before steering
         live_rows: list[list[bool]] = []
         generated: list[list[int]] = [[] for _ in range(n)]
         shown, done = [""] * n, [False] * n
@@ -415,14 +429,6 @@ class Generator:
         steps, decode_start = 0, time.perf_counter()
         gaps = torch.zeros(n)  # summed over each row's tokens: best logit - the drawn token's logit
         with steered(layer, steering), _reading(layer, readings):
-            logits = self.lm.run(torch.tensor([ids[-1:]] * n), cache)  # (n, V): step 0, the last context token
-            steps += 1
-            if self.sae is not None:
-                last_row = self._lens_rows(readings[0][:1], 0)[0] if len(ids) > 2 else None  # not BOS nor the first
-                on_lens(self.lens(last_row))
-            tokens = self.sample(logits, req.temperature, generator)  # (n,)
-            gap = logits.amax(-1) - logits.gather(-1, tokens[:, None]).squeeze(-1)  # (n,)
-            first_token_ms = ms()
             for step in range(req.max_new_tokens):
                 last_step = step == req.max_new_tokens - 1
                 live = [False] * n  # rows whose token this step is part of their text
@@ -458,7 +464,7 @@ class Generator:
                 tokens = self.sample(logits, req.temperature, generator)
                 gap = logits.amax(-1) - logits.gather(-1, tokens[:, None]).squeeze(-1)
         surprise = (gaps / torch.tensor([max(1, len(g)) for g in generated])).tolist()  # mean gap per row
-        ranked = meter.order(readings[1:], live_rows, shown, surprise)  # its one SAE encode counts as decode time
+        ranked = meter.order(readings, live_rows, shown, surprise)  # its one SAE encode counts as decode time
         # A suggestion that loops ("the forest of the forest, in the forest of the forest") is never
         # shown first while another one does not: steering, and a small model, fall into loops.
         order = sorted(ranked, key=lambda r: loops(shown[r]))

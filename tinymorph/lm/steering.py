@@ -99,7 +99,9 @@ def _apply(hidden: torch.Tensor, steering: Steering) -> torch.Tensor:
 
 
 @contextmanager
-def steered(layer: torch.nn.Module, steering: Steering | torch.Tensor | None) -> Iterator[None]:
+def steered(
+    layer: torch.nn.Module, steering: Steering | torch.Tensor | None, last_only: bool = False
+) -> Iterator[None]:
     """Apply `steering` to the output of `layer` (the residual stream after it) for every
     position except BOS, for as long as the context is open; the hook is removed on exit.
     A bare tensor (d,) is an added vector.
@@ -108,6 +110,10 @@ def steered(layer: torch.nn.Module, steering: Steering | torch.Tensor | None) ->
     first position is skipped; a prefill that continues a KV cache, and every decode step,
     is steered at every position. A decoder layer returns a Tensor (B, T, d) in transformers 5
     (a tuple whose first item is that Tensor in older versions; both are handled).
+
+    `last_only`: steer only the last position of each pass (`Generator.suggest` runs the
+    context's new tokens and its last token in one pass, and steering starts at that last token;
+    the KV entries before it do not depend on it, the attention being causal).
     """
     if isinstance(steering, torch.Tensor):
         steering = Steering(steering, None, None)
@@ -120,7 +126,11 @@ def steered(layer: torch.nn.Module, steering: Steering | torch.Tensor | None) ->
         hidden = output[0] if isinstance(output, tuple) else output  # (B, T, d)
         position_ids = kwargs.get("position_ids")
         starts_at_bos = position_ids is not None and int(position_ids.reshape(-1)[0]) == 0
-        if starts_at_bos:
+        if last_only:
+            if starts_at_bos and hidden.shape[1] == 1:  # a pass of BOS alone
+                return output
+            hidden = torch.cat([hidden[:, :-1], _apply(hidden[:, -1:], resolved)], dim=1)
+        elif starts_at_bos:
             hidden = torch.cat([hidden[:, :1], _apply(hidden[:, 1:], resolved)], dim=1)  # BOS untouched
         else:
             hidden = _apply(hidden, resolved)
