@@ -55,7 +55,7 @@ def test_the_worker_takes_one_core_fewer_and_a_lower_priority_unless_told(tmp_pa
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1, 2, 3}, raising=False)
     manifest = resolve_model("gemma3-270m")
     default = worker_config(load_settings(None, env={}), app_paths(), manifest)
-    assert (default.threads, default.nice) == (3, 10)
+    assert (default.threads, default.burst_threads, default.nice) == (3, 4, 10)
     told = worker_config(load_settings(None, env={"TINYMORPH_WORKER_THREADS": "4", "TINYMORPH_WORKER_NICE": "0"}),
                          app_paths(), manifest)
-    assert (told.threads, told.nice) == (4, 0)
+    assert (told.threads, told.burst_threads, told.nice) == (4, 4, 0)

@@ -116,6 +116,7 @@ def worker_config(settings: Settings, paths: AppPaths, manifest: ModelManifest) 
         sae=settings.sae,
         allow_downloads=settings.allow_downloads,
         threads=worker_threads(settings),
+        burst_threads=settings.worker_threads or _cores(),
         int8_decode=settings.int8_decode,
         nice=settings.worker_nice,
     )
@@ -126,5 +127,9 @@ def worker_threads(settings: Settings) -> int:
     this process may run on (at least 1)."""
     if settings.worker_threads:
         return settings.worker_threads
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 2)
-    return max(1, cores - 1)
+    return max(1, _cores() - 1)
+
+
+def _cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 2)

@@ -217,3 +217,28 @@ def test_reuse_is_reported_after_a_small_edit(lm):
     assert second.reused_tokens == len("The cat sat")
     assert second.prefill_tokens == 3  # "t", " " and "o" (the last one runs with the alternatives)
 
+
+def test_a_long_prefill_runs_on_the_burst_threads_and_gives_them_back(lm, monkeypatch):
+    import tinymorph.engine.generate as generate
+
+    monkeypatch.setattr(generate, "LONG_PREFILL_TOKENS", 4)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    seen: list[tuple[int, int]] = []
+    run = lm.run
+
+    def counting(ids, cache=None, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append((ids.shape[1], torch.get_num_threads()))
+        return run(ids, cache, **kwargs)
+
+    monkeypatch.setattr(lm, "run", counting)
+    try:
+        gen = Generator(lm, 31, prefill_threads=2)
+        with torch.no_grad():
+            gen.prefill(gen.context_ids("The cat sat on the mat by the door"), ())  # long: a burst
+            gen.prefill(gen.context_ids("The cat sat on the mat by the door and"), ())  # one more token
+        assert seen[0][0] > 4 and seen[0][1] == 2
+        assert seen[1][0] <= 4 and seen[1][1] == 1  # a short one: the usual threads
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)

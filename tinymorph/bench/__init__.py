@@ -69,7 +69,7 @@ def run_bench(argv: list[str]) -> int:
     torch.set_num_threads(cores)  # the editor before this run let torch take every core
     report["latency_before"] = engine.latencies(lm, sae, engine.BEFORE, args.reps)
     torch.set_num_threads(threads)
-    report["latency_now"] = engine.latencies(lm, sae, engine.NOW, args.reps)
+    report["latency_now"] = engine.latencies(lm, sae, engine.NOW, args.reps, prefill_threads=cores)
     torch.set_num_threads(cores)
     report["latency_now_all_cores"] = engine.latencies(lm, sae, engine.NOW, args.reps)
 

@@ -99,14 +99,18 @@ def _ask(
     return result
 
 
-def latencies(lm: LoadedModel, sae, path: DecodePath, reps: int) -> list[dict]:  # type: ignore[no-untyped-def]
+def latencies(  # type: ignore[no-untyped-def]
+    lm: LoadedModel, sae, path: DecodePath, reps: int, prefill_threads: int = 0
+) -> list[dict]:
     """First token and full suggestion (3 alternatives, up to 24 tokens), p50/p95, in ms:
     cold (empty KV cache) at 128 and 511 tokens; after a one-word edit at 511 (the cache holds
-    the text before it); after a slider nudge at 511 (same text, a feature's strength moved)."""
+    the text before it); after a slider nudge at 511 (same text, a feature's strength moved).
+    `prefill_threads`: the generator's threads for long prefills, as the worker sets them."""
     rows = []
     with running(lm, path):
         for context in (128, 511):
-            gen = Generator(lm, context, sae, sampler=path.sampler, steer_prompt=path.steer_prompt)
+            gen = Generator(lm, context, sae, sampler=path.sampler, steer_prompt=path.steer_prompt,
+                            prefill_threads=prefill_threads)
             cases: dict[str, list[SuggestionReady]] = {"cold": [], "one-word edit": [], "slider nudge": []}
             for rep in range(reps):
                 text = _text(lm, rep * 37, context - 2)

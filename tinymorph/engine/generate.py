@@ -43,6 +43,9 @@ DROP_BLOCK_TOKENS = 64
 # Decoded context tokens kept in front of the generated ones, so that SentencePiece's leading
 # space is decoded as it will appear in the document.
 _DECODE_ANCHOR_TOKENS = 4
+LONG_PREFILL_TOKENS = 64
+"""A prefill of more new tokens than this runs on `Generator.prefill_threads` threads: typing adds
+a token or two per request; more is a document opened, text pasted or a jump."""
 LENS_TOKENS = 12
 """The feature lens looks at this many tokens before the cursor (about a sentence): a feature that
 stays lit over them says more about the text than one that flashes on one word."""
@@ -252,13 +255,16 @@ class Generator:
         self, lm: LoadedModel, context_tokens: int, sae: FeatureSource | None = None,
         max_acts: torch.Tensor | None = None, steer_prompt: bool = False, lens_weights: torch.Tensor | None = None,
         sampler: Callable[[torch.Tensor, float, torch.Generator], torch.Tensor] | None = None,
+        prefill_threads: int = 0,
     ) -> None:
         """`sae` (optional) gives steering by feature and the feature lens; `max_acts` (d_sae,)
         scales activations to fractions of each feature's max on held-out text, and the lens
         multiplies those by `lens_weights` (d_sae,) (`lens_weights`; default: all 1). `sampler`
         replaces `sample` (the benchmark runs the sampling this replaced, beside it).
         `steer_prompt`: steer every context position too (the prefix cache is then rebuilt
-        whenever the steering changes); by default steering starts at the last context token."""
+        whenever the steering changes); by default steering starts at the last context token.
+        `prefill_threads`: torch threads for a prefill of more than LONG_PREFILL_TOKENS new tokens
+        (0, or fewer than torch's current count: no change)."""
         window = lm.sliding_window
         # The sliding-window layers cache window - 1 positions; beyond that a cropped cache
         # would be missing keys, so the context never grows past it.
@@ -269,6 +275,7 @@ class Generator:
         self.steer_prompt = steer_prompt
         self.lens_weights = lens_weights
         self.sample = sampler or sample
+        self.prefill_threads = prefill_threads
         self.words = ConceptWords(lm)
         self._prefix: PrefixCache | None = None
 
@@ -351,9 +358,15 @@ class Generator:
                 handle = decoder_layers(self.lm.model)[self.lm.hook_layer].register_forward_hook(
                     lambda _m, _a, o: captured.append(o[0] if isinstance(o, tuple) else o), prepend=True
                 )
+            threads = torch.get_num_threads()
+            burst = new.shape[1] > LONG_PREFILL_TOKENS and self.prefill_threads > threads
             try:
+                if burst:
+                    torch.set_num_threads(self.prefill_threads)
                 out = self.lm.run(new, cache, logits=logits)[0]  # (V,) or (d,)
             finally:
+                if burst:
+                    torch.set_num_threads(threads)
                 if handle is not None:
                     handle.remove()
         kept = prev.lens[:reuse] if reuse > 0 and prev is not None else []

@@ -256,6 +256,10 @@ class WorkerConfig:
     """The explicit choice to let sae-lens download a registry SAE."""
     threads: int = 0
     """torch intra-op threads; 0 keeps torch's default (one per core)."""
+    burst_threads: int = 0
+    """torch threads for a long prefill (`Generator.prefill_threads`: opening a document, a jump
+    far from the cached text); 0: `threads`. The editor passes every core: a burst of ~0.3 s
+    when nobody is typing, where one thread took twice as long."""
     int8_decode: bool = False
     """Decode steps use int8 copies of the weights (`lm.quantize`)."""
     nice: int = 10

@@ -131,7 +131,8 @@ def serve(config: WorkerConfig, requests: "queue.Queue[Request]", emit: Callable
     model_settled()
     max_acts = max_act_tensor(data) if data is not None else None
     weights = lens_weights(data) if data is not None else None
-    generator = Generator(lm, config.context_tokens, sae, max_acts, lens_weights=weights)
+    generator = Generator(lm, config.context_tokens, sae, max_acts, lens_weights=weights,
+                          prefill_threads=config.burst_threads)
     emit(WorkerReady(
         lm.name, time.perf_counter() - t0, lm.hook_layer, lm.d_model, generator.context_tokens,
         model_id=config.manifest.hub_id or config.manifest.name,
