@@ -42,7 +42,7 @@ def _editor_parser() -> argparse.ArgumentParser:
     add_sae_option(parser)
     parser.add_argument("--config", type=Path, help="config file (default: config.toml in the config dir)")
     parser.add_argument("--theme", help="theme name (tinymorph-dark, tinymorph-light, tinymorph-high-contrast, ...)")
-    parser.add_argument("--idle-delay-ms", type=int, help="pause before a suggestion is requested (default 150)")
+    parser.add_argument("--idle-delay-ms", type=int, help="pause before a suggestion is requested (default 100)")
     parser.add_argument("--max-new-tokens", type=int, help="longest continuation in tokens (default 24)")
     parser.add_argument("--alternatives", type=int, help="continuations sampled per request (default 3)")
     parser.add_argument("--temperature", type=float, help="sampling temperature (default 0.7)")
