@@ -260,7 +260,8 @@ def _write(args: argparse.Namespace, r: dict, argv: list[str]) -> None:  # type:
     for name, run in keys.items():
         lines.append(f"| {name} | {run.pct(50):.1f} ms | {run.pct(95):.1f} ms | {run.pct(99):.1f} ms | "
                      f"{run.pct(99) / idle.pct(99):.2f}x | {run.lost_or_reordered} | {run.missed} |")
-    lines += ["", f"Ghost text after the last key of a word (default idle delay {Settings().idle_delay_ms} ms), {len(r['ghost'])} words: "
+    lines += ["", f"Ghost text after the last key of a word (default idle delay {Settings().idle_delay_ms} ms), "
+                  f"{len(r['ghost'])} words: "
                   f"median {r['ghost_median']:.0f} ms, p95 {engine.pct(r['ghost'], 95):.0f} ms ({r['ghost_dropped']} "
                   "word(s) left out: ghost text already showed before their last key).", "",
               "Worker start to 'ready' (`EngineClient.start` to `WorkerReady`: the process spawned, the model "

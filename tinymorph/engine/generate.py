@@ -34,7 +34,7 @@ from tinymorph.engine.concepts import ConceptWords
 from tinymorph.engine.continuation import cut_continuation, loops
 from tinymorph.engine.protocol import SuggestionReady, SuggestRequest
 from tinymorph.features import FeatureData
-from tinymorph.lm.model import LoadedModel, decoder_layers
+from tinymorph.lm.model import LoadedModel, decoder_layers, torch_threads
 from tinymorph.lm.steering import FeatureSource, resolve_steering, steered
 
 # When the context is longer than the window, leading tokens are dropped in blocks of this
@@ -331,9 +331,10 @@ class Generator:
     ) -> tuple[torch.Tensor | None, int]:
         """Make the prefix cache hold `ids`, reusing the common prefix of the previous one (only
         if it was built under the same `steering_key`); when the generator steers the prompt,
-        call it inside `steered(...)` (`suggest` steers the last position of the pass). Returns (logits at the last position (V,) when `logits`
-        else None, number of tokens reused). If the forward pass raises, no prefix is kept: a
-        cache cropped for a pass that failed must never be reused."""
+        call it inside `steered(...)` (`suggest` steers the last position of the pass). Returns
+        (logits at the last position (V,) when `logits` else None, number of tokens reused). If
+        the forward pass raises, no prefix is kept: a cache cropped for a pass that failed must
+        never be reused."""
         prev, self._prefix = self._prefix, None
         reuse = 0
         if prev is not None and prev.steering_key == steering_key:
@@ -358,15 +359,11 @@ class Generator:
                 handle = decoder_layers(self.lm.model)[self.lm.hook_layer].register_forward_hook(
                     lambda _m, _a, o: captured.append(o[0] if isinstance(o, tuple) else o), prepend=True
                 )
-            threads = torch.get_num_threads()
-            burst = new.shape[1] > LONG_PREFILL_TOKENS and self.prefill_threads > threads
+            burst = self.prefill_threads if new.shape[1] > LONG_PREFILL_TOKENS else 0
             try:
-                if burst:
-                    torch.set_num_threads(self.prefill_threads)
-                out = self.lm.run(new, cache, logits=logits)[0]  # (V,) or (d,)
+                with torch_threads(burst):
+                    out = self.lm.run(new, cache, logits=logits)[0]  # (V,) or (d,)
             finally:
-                if burst:
-                    torch.set_num_threads(threads)
                 if handle is not None:
                     handle.remove()
         kept = prev.lens[:reuse] if reuse > 0 and prev is not None else []

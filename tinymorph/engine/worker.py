@@ -7,7 +7,6 @@ network switch and priority before importing this module; never imported by the 
 """
 
 import queue
-import threading
 import time
 import traceback
 from collections import deque
@@ -44,8 +43,7 @@ from tinymorph.engine.protocol import (
 from tinymorph.errors import SAEError, TinymorphError
 from tinymorph.features import FeatureData, load_feature_data
 from tinymorph.lm.manifest import resolve_sae
-from tinymorph.lm.model import LoadedModel, load_model, measure_median_norm
-from tinymorph.lm.quantize import quantize_for_decode
+from tinymorph.lm.model import LoadedModel, load_model, measure_median_norm, torch_threads
 from tinymorph.sae.loading import LoadedSAE, load_sae
 from tinymorph.sae.search import activation_scores
 
@@ -105,11 +103,16 @@ def serve(config: WorkerConfig, requests: "queue.Queue[Request]", emit: Callable
         torch.set_num_threads(config.threads)
     t0 = time.perf_counter()
     try:
-        lm = load_model(
-            config.manifest,
-            Path(config.cache_dir),
-            lambda stage, fraction: emit(LoadProgressed(stage, fraction)),
-        )
+        # The int8 decode copies are made in the load on every core (~0.15 s on 2 here; nobody is
+        # typing into a model that is not ready yet). Made on a second thread while the SAE's
+        # feature file loaded, they took ~1.1 s: json.loads holds the GIL for the whole parse.
+        with torch_threads(config.burst_threads):
+            lm = load_model(
+                config.manifest,
+                Path(config.cache_dir),
+                lambda stage, fraction: emit(LoadProgressed(stage, fraction)),
+                int8_decode=config.int8_decode,
+            )
     except TinymorphError as exc:
         emit(WorkerFailed(str(exc)))
         return
@@ -119,16 +122,7 @@ def serve(config: WorkerConfig, requests: "queue.Queue[Request]", emit: Callable
             "close other programs and restart tinymorph"
         ))
         return
-    # The int8 decode copies (~0.3 s of torch work, which releases the GIL) are made on a second
-    # core while this thread loads the SAE and its features (Python and file reads): start to
-    # ready stays what it was with bf16 weights only (docs/benchmarks.md).
-    quantizing = None
-    if config.int8_decode and lm.model.device.type == "cpu":
-        quantizing = threading.Thread(target=quantize_for_decode, args=(lm.model,), name="tinymorph-int8", daemon=True)
-        quantizing.start()
-    model_settled = quantizing.join if quantizing is not None else (lambda: None)
-    sae, data, sae_message, folder = _load_sae(config, lm, emit, model_settled)
-    model_settled()
+    sae, data, sae_message, folder = _load_sae(config, lm, emit)
     max_acts = max_act_tensor(data) if data is not None else None
     weights = lens_weights(data) if data is not None else None
     generator = Generator(lm, config.context_tokens, sae, max_acts, lens_weights=weights,
@@ -168,12 +162,11 @@ def serve(config: WorkerConfig, requests: "queue.Queue[Request]", emit: Callable
 
 
 def _load_sae(
-    config: WorkerConfig, lm: LoadedModel, emit: Callable[[Event], None], model_settled: Callable[[], None],
+    config: WorkerConfig, lm: LoadedModel, emit: Callable[[Event], None],
 ) -> tuple[LoadedSAE | None, FeatureData | None, str, Path | None]:
     """Load the SAE asked for, moving the hook layer (and its median norm) to the SAE's layer.
     Returns (SAE, its feature data, a message for the writer, the feature folder). An SAE that
-    cannot load leaves the editor working without features: the message says why.
-    `model_settled()` is called before the model runs (its layers may still be being swapped)."""
+    cannot load leaves the editor working without features: the message says why."""
     if config.sae == "none":
         return None, None, "", None
     emit(LoadProgressed("loading the SAE", 0.97))
@@ -184,7 +177,6 @@ def _load_sae(
     except TinymorphError as exc:
         return None, None, str(exc), None
     if sae.layer != lm.hook_layer:
-        model_settled()
         lm.hook_layer = sae.layer
         lm.median_norm = measure_median_norm(lm.model, lm.tokenizer, sae.layer)
     folder = source.feature_folder

@@ -14,7 +14,8 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,6 +85,22 @@ class LoadedModel:
         if logits:
             return self.model(input_ids=input_ids, logits_to_keep=1, **kwargs).logits[:, -1].float()
         return self.model.model(input_ids=input_ids, **kwargs).last_hidden_state[:, -1]
+
+
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run torch's intra-op work on `threads` threads while open, when that is more than it has
+    now (0 or fewer: no change), and go back on exit. For bursts that nobody waits behind: the
+    worker's load and its long prefills, while typing keeps the core the worker otherwise leaves."""
+    before = torch.get_num_threads()
+    if threads <= before:
+        yield
+        return
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @functools.cache
