@@ -37,7 +37,7 @@ def run_bench(argv: list[str]) -> int:
     parser.add_argument("--reps", type=int, default=10, help="requests per latency case (default 10)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats of the decode comparison")
     parser.add_argument("--keys", type=int, default=120, help="keys typed per terminal case (default 120)")
-    parser.add_argument("--ghost", type=int, default=15, help="words typed to time the ghost text (default 15)")
+    parser.add_argument("--ghost", type=int, default=25, help="words typed to time the ghost text (default 25)")
     parser.add_argument("--quality", type=Path, metavar="TEXT",
                         help="a file or folder of held-out prose: also simulate a writer typing it (keystroke savings)")
     parser.add_argument("--quality-words", type=int, default=200)
