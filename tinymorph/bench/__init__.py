@@ -265,9 +265,13 @@ def _write(args: argparse.Namespace, r: dict, argv: list[str]) -> None:  # type:
                   f"median {r['ghost_median']:.0f} ms, p95 {engine.pct(r['ghost'], 95):.0f} ms ({r['ghost_dropped']} "
                   "word(s) left out: ghost text already showed before their last key).", "",
               "Worker start to 'ready' (`EngineClient.start` to `WorkerReady`: the process spawned, the model "
-              "loaded from the cache, the SAE and its features), seconds, 3 starts each, interleaved: " +
-              "; ".join(f"{name} median {statistics.median(v):.1f} ({', '.join(f'{x:.1f}' for x in v)})"
-                        for name, v in r["ready"].items()) + ".", ""]
+              "loaded from the cache, the SAE and its features), and from 'ready' to the answer of a suggestion "
+              "asked at once (3 alternatives, 400 characters of context), seconds, 3 starts each, interleaved:", "",
+              "| worker | start to ready, median | each | ready to first suggestion, median | each |",
+              "|---|---:|---|---:|---|",
+              *(f"| {name} | {statistics.median(s for s, _ in v):.2f} | {', '.join(f'{s:.2f}' for s, _ in v)} | "
+                f"{statistics.median(f for _, f in v):.2f} | {', '.join(f'{f:.2f}' for _, f in v)} |"
+                for name, v in r["ready"].items()), ""]
     if r["retries"]:
         lines += [f"Starts that never became ready in 120 s and were tried again: {len(r['retries'])} "
                   f"({'; '.join(r['retries'])}).", ""]

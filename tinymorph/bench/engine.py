@@ -185,35 +185,41 @@ def greedy_match(lm: LoadedModel, prompts: list[str], tokens: int = 24) -> tuple
     return same, len(prompts)
 
 
-def ready_times(settings, manifest, starts: int) -> dict[str, list[float]]:  # type: ignore[no-untyped-def]
-    """Seconds from `EngineClient.start` to `WorkerReady`, `starts` times each, interleaved: the
-    worker with bf16 weights only (before) and with the int8 decode copies made at load (now).
-    Raises RuntimeError if a worker fails or is not ready in 120 s."""
+def ready_times(settings, manifest, starts: int) -> dict[str, list[tuple[float, float]]]:  # type: ignore[no-untyped-def]
+    """(seconds from `EngineClient.start` to `WorkerReady`, seconds from then to the answer of a
+    suggestion asked at once), `starts` times each, interleaved: the worker with bf16 weights
+    only (before) and with the int8 decode copies, which it makes after 'ready' (now). Raises
+    RuntimeError if a worker fails, is not ready in 120 s or does not answer in 60 s."""
     import dataclasses
 
     from tinymorph.cli_common import worker_config
     from tinymorph.engine.client import EngineClient
-    from tinymorph.engine.protocol import Event, WorkerFailed, WorkerReady
+    from tinymorph.engine.protocol import Event, SuggestionReady, SuggestRequest, WorkerFailed, WorkerReady
     from tinymorph.paths import app_paths
 
-    out: dict[str, list[float]] = {"bf16 decode weights (before)": [], "int8 decode weights (now)": []}
-    for _ in range(starts):
-        for name, int8 in (("bf16 decode weights (before)", False), ("int8 decode weights (now)", True)):
+    out: dict[str, list[tuple[float, float]]] = {"bf16 decode weights (before)": [], "int8 decode weights (now)": []}
+    pair = (("bf16 decode weights (before)", False), ("int8 decode weights (now)", True))
+    for start in range(starts):
+        # Each kind goes first in every other round: a worker that has just been stopped is still
+        # giving its memory back while the next one loads.
+        for name, int8 in pair if start % 2 == 0 else pair[::-1]:
             config = worker_config(dataclasses.replace(settings, int8_decode=int8), app_paths(), manifest)
             events: queue.Queue[Event] = queue.Queue()
             client = EngineClient(config)
             started = time.perf_counter()
             client.start(events.put)
             try:
-                while True:
-                    event = events.get(timeout=120)
-                    if isinstance(event, WorkerReady):
-                        out[name].append(time.perf_counter() - started)
-                        break
+                while not isinstance(event := events.get(timeout=120), WorkerReady):
                     if isinstance(event, WorkerFailed):
                         raise RuntimeError(f"the worker failed: {event.message}")
+                ready = time.perf_counter()
+                client.request(SuggestRequest(client.next_request_id(), PROSE[:400], alternatives=3,
+                                              max_new_tokens=24))
+                while not isinstance(events.get(timeout=60), SuggestionReady):
+                    pass
+                out[name].append((ready - started, time.perf_counter() - ready))
             except queue.Empty as exc:
-                raise RuntimeError("the worker was not ready in 120 s") from exc
+                raise RuntimeError("the worker was not ready in 120 s, or did not answer in 60 s") from exc
             finally:
                 client.stop()
     return out

@@ -44,6 +44,7 @@ from tinymorph.errors import SAEError, TinymorphError
 from tinymorph.features import FeatureData, load_feature_data
 from tinymorph.lm.manifest import resolve_sae
 from tinymorph.lm.model import LoadedModel, load_model, measure_median_norm, torch_threads
+from tinymorph.lm.quantize import quantize_for_decode
 from tinymorph.sae.loading import LoadedSAE, load_sae
 from tinymorph.sae.search import activation_scores
 
@@ -103,16 +104,11 @@ def serve(config: WorkerConfig, requests: "queue.Queue[Request]", emit: Callable
         torch.set_num_threads(config.threads)
     t0 = time.perf_counter()
     try:
-        # The int8 decode copies are made in the load on every core (~0.15 s on 2 here; nobody is
-        # typing into a model that is not ready yet). Made on a second thread while the SAE's
-        # feature file loaded, they took ~1.1 s: json.loads holds the GIL for the whole parse.
-        with torch_threads(config.burst_threads):
-            lm = load_model(
-                config.manifest,
-                Path(config.cache_dir),
-                lambda stage, fraction: emit(LoadProgressed(stage, fraction)),
-                int8_decode=config.int8_decode,
-            )
+        lm = load_model(
+            config.manifest,
+            Path(config.cache_dir),
+            lambda stage, fraction: emit(LoadProgressed(stage, fraction)),
+        )
     except TinymorphError as exc:
         emit(WorkerFailed(str(exc)))
         return
@@ -134,6 +130,17 @@ def serve(config: WorkerConfig, requests: "queue.Queue[Request]", emit: Callable
         feature_folder=str(folder) if sae and folder else "",
         sae_message=sae_message,
     ))
+    if config.int8_decode and lm.model.device.type == "cpu":
+        # The int8 decode copies, made after "ready" on every core (~0.17 s on 2 here), before the
+        # first request is served: the editor asks for its first suggestion after the idle delay,
+        # so it waits for them at most the difference. Made on a second thread while the SAE's
+        # feature file loaded, they took ~1.1 s (json.loads holds the GIL for the whole parse).
+        try:
+            with torch_threads(config.burst_threads):
+                quantize_for_decode(lm.model)
+        except (RuntimeError, MemoryError):
+            # Layers already swapped compute what the others do, a little faster: serve on.
+            traceback.print_exc()
 
     inbox = Inbox(requests)
     while True:

@@ -12,6 +12,7 @@ class StatusBar(Static):
     DEFAULT_CSS = """
     StatusBar {
         height: 1;
+        width: 1fr;  /* its size never follows its text: see refresh_status */
         background: $panel;
         color: $foreground;
         padding: 0 1;
