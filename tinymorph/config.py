@@ -33,7 +33,7 @@ class Settings:
     idle_delay_ms: int = 100
     """Pause after the last keystroke before a suggestion is requested, in ms. At 100 ms a writer
     typing faster than ~8 keys/s also gets a suggestion mid-word now and then (one that completes
-    the word; typing its letters keeps it); the model needs ~60 ms more for the first word here."""
+    the word; typing its letters keeps it); the first word then takes ~80-100 ms more here."""
 
     model: str = "gemma3-270m"
     """A manifest name from `models/`, or a local directory with a transformers model."""

@@ -9,7 +9,8 @@ from tinymorph.config import Settings
 from tinymorph.paths import package_data_dir
 from tinymorph.store import Store
 from tinymorph.ui.app import make_app
-from tinymorph.ui.editor import HIGHLIGHT_LIMIT_CHARS, CachedHeightWrappedDocument
+from tinymorph.ui.editor import HIGHLIGHT_LIMIT_CHARS
+from tinymorph.ui.large_documents import CachedHeightWrappedDocument
 
 
 async def test_cached_text_and_height_follow_every_edit_undo_and_redo(tmp_path: Path, store: Store):

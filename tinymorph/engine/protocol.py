@@ -259,8 +259,8 @@ class WorkerConfig:
     burst_threads: int = 0
     """torch threads for the load (the int8 copies) and for a long prefill
     (`Generator.prefill_threads`: opening a document, a jump far from the cached text); 0:
-    `threads`. The editor passes every core: bursts of ~0.15-0.3 s that typing does not wait
-    behind, where one thread took twice as long."""
+    `threads`. The editor passes every core: bursts of ~0.15-0.4 s that typing does not wait
+    behind, where one thread took ~1.8x as long."""
     int8_decode: bool = False
     """Decode steps use int8 copies of the weights (`lm.quantize`)."""
     nice: int = 10

@@ -27,7 +27,6 @@ class StatusBar(Static):
         self.model_state = "model: starting"
         self.latency = ""
         self.steering = ""
-        self._shown = ""
 
     def refresh_status(self) -> None:
         """Repaint the line from the fields. The bar is one row as wide as the screen, so new text
@@ -40,8 +39,7 @@ class StatusBar(Static):
         if self.latency:
             parts.append(self.latency)
         text = "  ·  ".join(parts)
-        if text != self._shown:
-            self._shown = text
+        if text != self.content:
             self.update(text, layout=False)
 
 
