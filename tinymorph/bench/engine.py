@@ -153,20 +153,27 @@ def decode_candidates(  # type: ignore[no-untyped-def]
     return {name: {n: statistics.median(v) for n, v in by_n.items() if v} for name, by_n in speeds.items()}
 
 
-def perplexity_of_int8(lm: LoadedModel, sequences: list[list[int]]) -> tuple[float, float]:
-    """Held-out perplexity with the model's own weights and with the int8 decode weights used for
-    every input (teacher forcing over whole sequences): (bf16, int8)."""
-    def ppl(on: bool) -> float:
+def perplexities(lm: LoadedModel, sequences: list[list[int]]) -> tuple[float, float, float]:
+    """Held-out perplexity, teacher forcing over whole sequences (one at a time, as a prefill
+    runs), of three arms on the same sequences: before (transformers' SDPA, bf16 weights), the
+    query heads packed per key/value head (`lm.attention`, what prefills run now; bf16 weights),
+    and the same with the int8 decode copies used for every input (the editor uses them for
+    decode steps only, so this bounds what they cost). Returns (before, packed, packed + int8)."""
+    def ppl(attention: str, int8: bool) -> float:
         nll, count = 0.0, 0
-        with torch.no_grad(), int8_everywhere(lm.model, on):
-            for s in sequences:
-                ids = torch.tensor([s])
-                logp = torch.log_softmax(lm.model(input_ids=ids).logits[0, :-1].float(), -1)
-                nll -= float(logp.gather(-1, ids[0, 1:, None]).sum())
-                count += len(s) - 1
+        lm.model.set_attn_implementation(attention)
+        try:
+            with torch.no_grad(), int8_everywhere(lm.model, int8):
+                for s in sequences:
+                    ids = torch.tensor([s])
+                    logp = torch.log_softmax(lm.model(input_ids=ids).logits[0, :-1].float(), -1)
+                    nll -= float(logp.gather(-1, ids[0, 1:, None]).sum())
+                    count += len(s) - 1
+        finally:
+            lm.model.set_attn_implementation(PACKED_ATTENTION)
         return math.exp(nll / count)
 
-    return ppl(False), ppl(True)
+    return ppl("sdpa", False), ppl(PACKED_ATTENTION, False), ppl(PACKED_ATTENTION, True)
 
 
 def greedy_match(lm: LoadedModel, prompts: list[str], tokens: int = 24) -> tuple[int, int]:

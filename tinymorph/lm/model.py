@@ -25,7 +25,7 @@ from transformers.utils import logging as hf_logging
 
 from tinymorph.domain import ModelManifest
 from tinymorph.errors import ModelError, NetworkDisabledError
-from tinymorph.lm.attention import use_decode_attention
+from tinymorph.lm.attention import use_packed_attention
 from tinymorph.lm.quantize import quantize_for_decode
 
 # transformers prints its log records to stderr through a handler of its own; hand them to the
@@ -274,7 +274,7 @@ def load_model(
         norm = json.loads(meta_path.read_text(encoding="utf-8")).get("median_norm", {}).get(str(layer))
     if norm is None:
         norm = measure_median_norm(model, tokenizer, layer)
-    use_decode_attention(model)  # exact; ~10x faster attention per decode step on CPU
+    use_packed_attention(model)  # ~10x faster attention per decode step, ~3x per prefill, on CPU
     if int8_decode and model.device.type == "cpu":
         quantize_for_decode(model)
     return LoadedModel(model, tokenizer, manifest.name, layer, float(norm))
