@@ -111,7 +111,8 @@ def test_a_concept_slider_brings_its_concept_into_the_suggestions(real):
     decoding and ranking) speak of the weather far more often than without the slider. Judged by
     words the slider never saw."""
     from tinymorph.config import Settings
-    from tinymorph.engine.generate import Generator, lens_weights, max_act_tensor
+    from tinymorph.engine.generate import Generator
+    from tinymorph.engine.lens import lens_weights, max_act_tensor
     from tinymorph.evals.concepts import ConceptCase, concept_eval
     from tinymorph.evals.steer import Decoding
 

@@ -9,7 +9,8 @@ from transformers import DynamicCache
 
 from tests.builders import save_topk_sae
 from tinymorph.domain import SteeringSpec, SteeringTerm
-from tinymorph.engine.generate import LENS_TOKENS, Generator
+from tinymorph.engine.generate import Generator
+from tinymorph.engine.lens import LENS_TOKENS
 from tinymorph.engine.protocol import (
     CompareRequest,
     ComparisonReady,
@@ -204,7 +205,7 @@ def test_min_p_never_samples_a_token_far_below_the_most_likely():
 def test_the_concept_meter_reads_what_the_unsteered_model_reads_on_the_generated_text(lm, sae):
     """The meter's score of each alternative equals re-encoding its tokens with the unsteered
     model (what `steer eval` does), although those tokens were written under steering."""
-    from tinymorph.engine.generate import ConceptMeter, _reading
+    from tinymorph.engine.ranking import ConceptMeter, reading
 
     spec = SteeringSpec((SteeringTerm(2.0, feature=22), SteeringTerm(-1.0, feature=9)))  # both fire here
     steering = resolve_steering(spec, 64, lm.median_norm, sae)
@@ -216,7 +217,7 @@ def test_the_concept_meter_reads_what_the_unsteered_model_reads_on_the_generated
     with torch.no_grad(), steered(layer, steering):
         cache = DynamicCache(config=lm.model.config)
         lm.run(torch.tensor([ids, ids]), cache)
-        with _reading(layer, readings):
+        with reading(layer, readings):
             for t in range(4):
                 lm.run(torch.tensor([[rows[0][t]], [rows[1][t]]]), cache)
                 live.append([True, t < 2])  # row 1 ended after two tokens
@@ -229,7 +230,7 @@ def test_the_concept_meter_reads_what_the_unsteered_model_reads_on_the_generated
 
 def test_suggest_returns_the_alternatives_best_shown_first_when_features_are_turned_up(lm, sae, monkeypatch):
     import tinymorph.engine.generate as generate
-    from tinymorph.engine.generate import ConceptMeter
+    from tinymorph.engine.ranking import ConceptMeter
 
     text = "The sea was calm and the boats"
     up = SteeringSpec((SteeringTerm(0.3, feature=2),))
@@ -260,7 +261,7 @@ def test_suggest_returns_the_alternatives_best_shown_first_when_features_are_tur
 
 
 def test_with_a_concept_slider_the_alternatives_that_show_it_come_first_the_most_fluent_first(sae):
-    from tinymorph.engine.generate import CONCEPT_CLOSE, ConceptMeter
+    from tinymorph.engine.ranking import CONCEPT_CLOSE, ConceptMeter
 
     class Words:
         """Closeness of each text to the query, as `ConceptWords` would give it."""

@@ -34,7 +34,8 @@ def _median_ms(fn, reps: int) -> float:  # type: ignore[no-untyped-def]
 def run_sae_bench(argv: list[str]) -> int:
     import torch
 
-    from tinymorph.engine.generate import LENS_TOKENS, Generator
+    from tinymorph.engine.generate import Generator
+    from tinymorph.engine.lens import LENS_TOKENS
     from tinymorph.lm.hooks import run_to_layer
     from tinymorph.lm.manifest import resolve_model
     from tinymorph.lm.model import decoder_layers, load_model

@@ -149,7 +149,8 @@ def run_concepts(args: argparse.Namespace, gen, data, prompts, decoding, console
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from tinymorph.engine.generate import Generator, lens_weights, max_act_tensor
+    from tinymorph.engine.generate import Generator
+    from tinymorph.engine.lens import lens_weights, max_act_tensor
     from tinymorph.evals.steer import GREEDY, Decoding
     from tinymorph.features import load_feature_data
 
@@ -175,7 +176,8 @@ def run_eval(args: argparse.Namespace) -> int:
 def run_concept(args: argparse.Namespace) -> int:
     from tinymorph.domain import SteeringSpec, SteeringTerm
     from tinymorph.engine.concepts import TEMPLATES, build_concept
-    from tinymorph.engine.generate import Generator, max_act_tensor
+    from tinymorph.engine.generate import Generator
+    from tinymorph.engine.lens import max_act_tensor
     from tinymorph.evals.steer import Decoding, shown_suggestion
     from tinymorph.features import load_feature_data
 

@@ -1,8 +1,9 @@
 """Generation of continuations with KV-cache reuse across requests (runs in the worker).
 
 Owns: building the token context from the text before the cursor, reusing the KV cache of the
-previous request for the common token prefix, sampling several alternatives in one batch,
-stopping them at a sentence or line end, ranking them, and the feature lens. Every caller that
+previous request for the common token prefix, sampling several alternatives in one batch and
+stopping them at a sentence or line end; the ranking (`engine.ranking`) and the feature lens
+(`engine.lens`) ride on its forward passes. Every caller that
 wants what the editor shows (the worker, `tinymorph steer eval`, the benchmarks) calls
 `Generator.suggest`: there is one decode loop. Imports torch; no Textual, no store.
 
@@ -22,8 +23,7 @@ prefix too.
 import copy
 import math
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -32,8 +32,9 @@ from transformers import DynamicCache
 from tinymorph.domain import SteeringSpec
 from tinymorph.engine.concepts import ConceptWords
 from tinymorph.engine.continuation import cut_continuation, loops
+from tinymorph.engine.lens import LENS_TOKENS, LensRow, encode_rows, summarize
 from tinymorph.engine.protocol import SuggestionReady, SuggestRequest
-from tinymorph.features import FeatureData
+from tinymorph.engine.ranking import ConceptMeter, reading
 from tinymorph.lm.model import LoadedModel, decoder_layers, torch_threads
 from tinymorph.lm.steering import FeatureSource, resolve_steering, steered
 
@@ -46,15 +47,6 @@ _DECODE_ANCHOR_TOKENS = 4
 LONG_PREFILL_TOKENS = 64
 """A prefill of more new tokens than this runs on `Generator.prefill_threads` threads: typing adds
 a token or two per request; more is a document opened, text pasted or a jump."""
-LENS_TOKENS = 12
-"""The feature lens looks at this many tokens before the cursor (about a sentence): a feature that
-stays lit over them says more about the text than one that flashes on one word."""
-LENS_FEATURES = 3
-_LENS_KEEP = 16
-"""Strongest features kept per position for the lens."""
-
-LensRow = tuple[tuple[int, float], ...] | None
-"""(feature, activation) pairs of one position, strongest first; None where not encoded (BOS)."""
 
 
 @dataclass
@@ -78,10 +70,6 @@ def common_prefix(a: list[int], b: list[int]) -> int:
         n += 1
     return n
 
-
-CONCEPT_CLOSE = 0.45
-"""Closeness (`ConceptWords.closeness`, an input-embedding cosine) from which an alternative shows
-the concept: for "sea", "ocean" 0.75, "boat" 0.56, "harbour" 0.46; "table" 0.38, "went" 0.23."""
 
 MIN_P = 0.05
 """Min-p truncation (Nguyen et al. 2024, "Turning Up the Heat: Min-p Sampling"): a token whose
@@ -110,139 +98,6 @@ def sample(
         probs = torch.softmax(row[kept] / temperature, dim=-1)  # (k,)
         tokens.append(kept[torch.multinomial(probs, 1, generator=generator)])
     return torch.cat(tokens)  # (B,)
-
-
-def max_act_tensor(data: FeatureData) -> torch.Tensor:
-    """(d_sae,) each feature's max activation on held-out text (floored at 1e-6), to scale
-    activations to fractions of it."""
-    return torch.tensor([max(f.max_act, 1e-6) for f in data.features])
-
-
-def lens_weights(data: FeatureData) -> torch.Tensor:
-    """(d_sae,) how much a feature lighting up says about the writer's text, for the feature lens:
-    its inverse density ln(1/density) / ln(10^4) (as idf weighs words: a feature firing on 1 token
-    in 10^4 says more than one firing on 1 in 30, as feature search weighs them), and 0 for dense
-    features (active on > 10% of tokens) and features of punctuation and function words
-    (`FeatureInfo.topical` False)."""
-    density = torch.tensor([max(f.density, 1e-6) for f in data.features])
-    idf = (1 / density).log() / math.log(1e4)  # (F,)
-    keep = torch.tensor([not f.dense and f.topical is not False and not f.dead for f in data.features])
-    return idf.clamp(min=0) * keep
-
-
-class ConceptMeter:
-    """How strongly each alternative shows what the writer turned up, from the hook layer's
-    readings taken while it was decoded, so that the alternative shown first is the one that
-    shows it most.
-
-    The readings are the hook layer's output *before* the steering hook adds to it. Steering
-    acts only after that layer, so up to there every position (and every key and value the
-    layers up to it attend to) is exactly what the unsteered model computes on the same tokens:
-    the reading equals re-encoding the generated text with the unsteered model, at no extra
-    forward pass.
-
-    Score of a row: the mean over its generated tokens of
-    - sum_i sign_i * a_i / max_i over the spec's "add" terms with an SAE feature i (a_i its SAE
-      activation, max_i its max on held-out text, 1 when unknown), encoded by the SAE once at the
-      end (~4 ms for 24 steps of 3 rows on 2 CPU cores), plus
-    - sum_j sign_j * <x, u_j> / median_norm over its "add" terms with a direction (concept sliders,
-      directions the writer made): x the reading, u_j the unit direction, plus
-    - for a concept slider, sign * the closeness of the alternative's words to the words the
-      writer typed (`engine.concepts.ConceptWords`, a cosine in [-1, 1], which dominates the
-      projection, ~0.05 in these units),
-    where sign is the sign of the term's strength; terms at strength 0 are left out. A spec with
-    no such term makes an inactive meter (`active` False), which keeps the sampled order.
-    With a concept slider turned up, the alternatives that show the concept (a word at least
-    CONCEPT_CLOSE close to the writer's) come first, the most fluent of them first (the smallest
-    mean gap between the logit of each token it drew and the best logit there): among samples
-    that all say "sea", the writer should see the one that reads best.
-    Method: best-of-n sampling (as in Nakano et al. 2021, WebGPT, with a reward model), here
-    ranked by the model's own reading instead.
-    """
-
-    def __init__(
-        self, sae: FeatureSource | None, spec: SteeringSpec, rows: int, max_acts: torch.Tensor | None = None,
-        median_norm: float = 1.0, words: ConceptWords | None = None,
-    ) -> None:
-        added = [t for t in spec.terms if t.mode == "add" and t.strength != 0]
-        features = [(t.feature, math.copysign(1.0, t.strength)) for t in added if t.feature is not None]
-        self.sae = sae if features else None
-        self.features = torch.tensor([f for f, _ in features], dtype=torch.long)  # (k,)
-        scale = max_acts[self.features] if max_acts is not None and features else torch.ones(len(features))
-        self.weights = torch.tensor([sign for _, sign in features]) / scale  # (k,)
-        directions = [(torch.tensor(t.direction), math.copysign(1.0, t.strength)) for t in added if t.direction]
-        self.directions = (
-            torch.stack([sign * d / d.norm() / median_norm for d, sign in directions]) if directions else None
-        )  # (j, d): signed unit directions, in residual-norm units
-        self.words = words
-        self.concepts = (
-            [(words.query_ids(t.concept), math.copysign(1.0, t.strength)) for t in added if t.concept]
-            if words is not None else []
-        )
-        self.rows = rows
-
-    @property
-    def active(self) -> bool:
-        return self.sae is not None or self.directions is not None
-
-    def scores(
-        self, readings: list[torch.Tensor], live: list[list[bool]], texts: list[str] | None = None
-    ) -> torch.Tensor:
-        """(rows,) score of each row (0 for a row with no token read). `readings`: one (rows, d)
-        hook-layer output per decode step; `live`: which rows' tokens at that step belong to
-        their text; `texts`: each row's text as shown (for concept sliders)."""
-        closeness = torch.zeros(self.rows)
-        if self.words is not None and texts is not None:
-            for query_ids, sign in self.concepts:
-                closeness += torch.tensor([sign * self.words.closeness(query_ids, t) for t in texts])
-        if not readings or not self.active:
-            return closeness
-        hidden = torch.stack(readings).float()  # (steps, rows, d)
-        per_token = torch.zeros(hidden.shape[:2])  # (steps, rows)
-        if self.sae is not None:
-            acts = self.sae.encode(hidden)[..., self.features]  # (steps, rows, k)
-            per_token += acts @ self.weights
-        if self.directions is not None:
-            per_token += (hidden @ self.directions.T).sum(-1)  # (steps, rows, j) -> (steps, rows)
-        mask = torch.tensor(live, dtype=torch.float32)  # (steps, rows)
-        return (per_token * mask).sum(0) / mask.sum(0).clamp(min=1) + closeness
-
-    def order(
-        self, readings: list[torch.Tensor], live: list[list[bool]], texts: list[str] | None = None,
-        surprise: list[float] | None = None,
-    ) -> list[int]:
-        """Rows, best first; ties (and an inactive meter) keep the sampled order. `surprise`: each
-        row's mean logit gap (see the class docstring), for concept sliders."""
-        if not self.active:
-            return list(range(self.rows))
-        scores = self.scores(readings, live, texts).tolist()
-        shows = [False] * self.rows
-        if self.words is not None and texts is not None and surprise is not None:
-            for query_ids, sign in self.concepts:
-                if sign > 0:
-                    close = [self.words.closeness(query_ids, t) >= CONCEPT_CLOSE for t in texts]
-                    shows = [a or b for a, b in zip(shows, close, strict=True)]
-
-        def key(r: int) -> tuple[bool, float]:
-            return (not shows[r], surprise[r] if shows[r] and surprise is not None else -scores[r])
-
-        return sorted(range(self.rows), key=key)
-
-
-@contextmanager
-def _reading(layer: torch.nn.Module, into: list[torch.Tensor]) -> Iterator[None]:
-    """Append the last position of `layer`'s output, (B, d), at every forward pass while open.
-    Registered first (prepend), so it reads the output before any steering hook adds to it."""
-
-    def hook(_m: torch.nn.Module, _a: object, out: object) -> None:
-        hidden = out[0] if isinstance(out, tuple) else out  # (B, T, d)
-        into.append(hidden[:, -1].detach().clone())  # type: ignore[index]
-
-    handle = layer.register_forward_hook(hook, prepend=True)
-    try:
-        yield
-    finally:
-        handle.remove()
 
 
 class Generator:
@@ -297,34 +152,10 @@ class Generator:
             tokens = tokens[drop:]
         return bos + tokens
 
-    def _lens_rows(self, resid: torch.Tensor, first: int) -> list[LensRow]:
-        """Encode the positions of `resid` (T, d) from `first` on with the SAE (the earlier ones
-        get None): each position's features that say the most, by activation as a fraction of
-        the held-out max (at most 1) times `lens_weights`."""
-        rows: list[LensRow] = [None] * resid.shape[0]
-        if self.sae is None or first >= resid.shape[0]:
-            return rows
-        acts = self.sae.encode(resid[first:].float())  # (n, F)
-        if self.max_acts is not None:
-            acts = (acts / self.max_acts).clamp(max=1.0)  # fraction of each feature's held-out max
-        if self.lens_weights is not None:
-            acts = acts * self.lens_weights  # (n, F) * (F,)
-        top = acts.topk(min(_LENS_KEEP, acts.shape[-1]), dim=-1)
-        for offset, (idx, val) in enumerate(zip(top.indices.tolist(), top.values.tolist(), strict=True)):
-            rows[first + offset] = tuple((i, v) for i, v in zip(idx, val, strict=True) if v > 0)
-        return rows
-
     def lens(self, last: LensRow = None) -> tuple[tuple[int, float], ...]:
-        """The LENS_FEATURES features that say the most about the last LENS_TOKENS positions (the
-        prefix's, then `last`, the row of the context's last token): (index, score), best first,
-        the score being the mean over the encoded positions of the weighted activation
-        (`_lens_rows`); empty without an SAE."""
-        rows = [r for r in (([*self._prefix.lens] if self._prefix is not None else []) + [last])[-LENS_TOKENS:] if r]
-        total: dict[int, float] = {}
-        for row in rows:
-            for i, v in row:
-                total[i] = total.get(i, 0.0) + v
-        return tuple((i, v / len(rows)) for i, v in sorted(total.items(), key=lambda kv: -kv[1])[:LENS_FEATURES])
+        """The feature lens at the cursor (`engine.lens.summarize`) over the prefix's rows and
+        `last`, the row of the context's last token; empty without an SAE."""
+        return summarize([*(self._prefix.lens if self._prefix is not None else []), last])
 
     def prefill(
         self, ids: list[int], steering_key: tuple = (), logits: bool = False
@@ -367,10 +198,11 @@ class Generator:
                 if handle is not None:
                     handle.remove()
         kept = prev.lens[:reuse] if reuse > 0 and prev is not None else []
-        if captured:
+        if captured and self.sae is not None:
             # Not BOS, nor the first token after it, whose residual is an outlier (features that
             # fire on any text's first word).
-            fresh = self._lens_rows(captured[0][0], max(2 - reuse, 0, new.shape[1] - LENS_TOKENS))
+            first = max(2 - reuse, 0, new.shape[1] - LENS_TOKENS)
+            fresh = encode_rows(self.sae, captured[0][0], first, self.max_acts, self.lens_weights)
         else:
             fresh = [None] * new.shape[1]
         self._prefix = PrefixCache(ids, cache, steering_key, kept + fresh)
@@ -438,7 +270,7 @@ class Generator:
         anchor_text = self.lm.tokenizer.decode(anchor, skip_special_tokens=True)
         steps, decode_start = 0, time.perf_counter()
         gaps = torch.zeros(n)  # summed over each row's tokens: best logit - the drawn token's logit
-        with steered(layer, steering), _reading(layer, readings):
+        with steered(layer, steering), reading(layer, readings):
             for step in range(req.max_new_tokens):
                 last_step = step == req.max_new_tokens - 1
                 live = [False] * n  # rows whose token this step is part of their text

@@ -18,7 +18,8 @@ import torch
 from tinymorph.domain import SteeringSpec
 from tinymorph.engine.concepts import build_concept
 from tinymorph.engine.directions import more_like_this
-from tinymorph.engine.generate import Generator, lens_weights, max_act_tensor
+from tinymorph.engine.generate import Generator
+from tinymorph.engine.lens import lens_weights, max_act_tensor
 from tinymorph.engine.protocol import (
     CompareRequest,
     ComparisonReady,

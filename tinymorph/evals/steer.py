@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import torch
 
 from tinymorph.domain import SteeringSpec, SteeringTerm
-from tinymorph.engine.generate import MIN_P, Generator, max_act_tensor
+from tinymorph.engine.generate import MIN_P, Generator
+from tinymorph.engine.lens import max_act_tensor
 from tinymorph.engine.protocol import SuggestionReady, SuggestRequest
 from tinymorph.features import FeatureData
 from tinymorph.lm.model import LoadedModel, decoder_layers

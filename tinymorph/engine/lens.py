@@ -1,0 +1,80 @@
+"""The feature lens: which SAE features the text just before the cursor lights up (runs in the worker).
+
+Owns: scaling SAE activations to fractions of each feature's held-out max, weighing them by how
+much a feature says about the writer's text (`lens_weights`), keeping each position's strongest
+features (`encode_rows`) and summing the last LENS_TOKENS positions into the few the editor shows
+(`summarize`). `Generator` keeps one row per context position in its prefix cache, so a keystroke
+encodes only its new tokens. Imports torch; no Textual, no store.
+"""
+
+import math
+
+import torch
+
+from tinymorph.features import FeatureData
+from tinymorph.lm.steering import FeatureSource
+
+LENS_TOKENS = 12
+"""The feature lens looks at this many tokens before the cursor (about a sentence): a feature that
+stays lit over them says more about the text than one that flashes on one word."""
+LENS_FEATURES = 3
+_LENS_KEEP = 16
+"""Strongest features kept per position for the lens."""
+
+LensRow = tuple[tuple[int, float], ...] | None
+"""(feature, activation) pairs of one position, strongest first; None where not encoded (BOS)."""
+
+
+def max_act_tensor(data: FeatureData) -> torch.Tensor:
+    """(d_sae,) each feature's max activation on held-out text (floored at 1e-6), to scale
+    activations to fractions of it."""
+    return torch.tensor([max(f.max_act, 1e-6) for f in data.features])
+
+
+def lens_weights(data: FeatureData) -> torch.Tensor:
+    """(d_sae,) how much a feature lighting up says about the writer's text, for the feature lens:
+    its inverse density ln(1/density) / ln(10^4) (as idf weighs words: a feature firing on 1 token
+    in 10^4 says more than one firing on 1 in 30, as feature search weighs them), and 0 for dense
+    features (active on > 10% of tokens) and features of punctuation and function words
+    (`FeatureInfo.topical` False)."""
+    density = torch.tensor([max(f.density, 1e-6) for f in data.features])
+    idf = (1 / density).log() / math.log(1e4)  # (F,)
+    keep = torch.tensor([not f.dense and f.topical is not False and not f.dead for f in data.features])
+    return idf.clamp(min=0) * keep
+
+
+def encode_rows(
+    sae: FeatureSource,
+    resid: torch.Tensor,
+    first: int,
+    max_acts: torch.Tensor | None = None,
+    weights: torch.Tensor | None = None,
+) -> list[LensRow]:
+    """Encode the positions of `resid` (T, d), the hook layer's output before any steering, from
+    `first` on with `sae` (the earlier ones get None): each position's _LENS_KEEP strongest
+    features, by activation as a fraction of `max_acts` (d_sae,) (at most 1) times `weights`
+    (d_sae,) (`lens_weights`), zeros left out."""
+    rows: list[LensRow] = [None] * resid.shape[0]
+    if first >= resid.shape[0]:
+        return rows
+    acts = sae.encode(resid[first:].float())  # (n, F)
+    if max_acts is not None:
+        acts = (acts / max_acts).clamp(max=1.0)  # fraction of each feature's held-out max
+    if weights is not None:
+        acts = acts * weights  # (n, F) * (F,)
+    top = acts.topk(min(_LENS_KEEP, acts.shape[-1]), dim=-1)
+    for offset, (idx, val) in enumerate(zip(top.indices.tolist(), top.values.tolist(), strict=True)):
+        rows[first + offset] = tuple((i, v) for i, v in zip(idx, val, strict=True) if v > 0)
+    return rows
+
+
+def summarize(rows: list[LensRow]) -> tuple[tuple[int, float], ...]:
+    """The LENS_FEATURES features that say the most about the last LENS_TOKENS of `rows` (one per
+    position, oldest first): (index, score), best first, the score being the mean over the encoded
+    positions among them of the weighted activation (`encode_rows`)."""
+    kept = [r for r in rows[-LENS_TOKENS:] if r]
+    total: dict[int, float] = {}
+    for row in kept:
+        for i, v in row:
+            total[i] = total.get(i, 0.0) + v
+    return tuple((i, v / len(kept)) for i, v in sorted(total.items(), key=lambda kv: -kv[1])[:LENS_FEATURES])
