@@ -7,6 +7,7 @@ Unknown keys and bad values raise ConfigError naming the file and key, never a s
 import dataclasses
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -167,7 +168,7 @@ def _apply(settings: Settings, values: dict[str, Any], where: str) -> Settings:
 
 def load_settings(
     config_file: Path | None,
-    env: dict[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> Settings:
     """Build Settings from defaults, then `config_file` (if it exists), then `TINYMORPH_*`
@@ -180,11 +181,11 @@ def load_settings(
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read {config_file}: {exc}") from exc
         settings = _apply(settings, data, str(config_file))
-    env = os.environ if env is None else env
+    environ: Mapping[str, str] = os.environ if env is None else env
     from_env = {
-        key: env[ENV_PREFIX + key.upper()]
+        key: environ[ENV_PREFIX + key.upper()]
         for key in _FIELD_TYPES
-        if ENV_PREFIX + key.upper() in env
+        if ENV_PREFIX + key.upper() in environ
     }
     settings = _apply(settings, from_env, "environment")
     if overrides:

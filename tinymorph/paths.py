@@ -6,6 +6,7 @@ Directories follow the platform's conventions through platformdirs.
 """
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,11 +45,11 @@ class AppPaths:
         return self.cache_dir / "models"
 
 
-def app_paths(env: dict[str, str] | None = None) -> AppPaths:
+def app_paths(env: Mapping[str, str] | None = None) -> AppPaths:
     """Return the directories for this user, honouring `TINYMORPH_HOME` if set in `env`
     (default: `os.environ`)."""
-    env = os.environ if env is None else env
-    home = env.get(HOME_ENV)
+    environ: Mapping[str, str] = os.environ if env is None else env
+    home = environ.get(HOME_ENV)
     if home:
         root = Path(home).expanduser()
         return AppPaths(root / "config", root / "data", root / "cache")

@@ -285,7 +285,7 @@ class Generator:
                     generated[row].append(token)
                     live[row] = True
                     gaps[row] += gap[row]
-                    decoded = self.lm.tokenizer.decode(anchor + generated[row], skip_special_tokens=True)
+                    decoded = str(self.lm.tokenizer.decode(anchor + generated[row], skip_special_tokens=True))
                     raw = decoded[len(anchor_text) :]
                     if needs_space:
                         if not raw.startswith(" "):

@@ -23,7 +23,10 @@ from tinymorph.errors import SteeringError
 class FeatureSource(Protocol):
     """What steering needs of an SAE (a `tinymorph.sae.loading.LoadedSAE` provides it)."""
 
-    d_sae: int
+    @property
+    def d_sae(self) -> int:
+        """Number of features."""
+        ...
 
     def encode(self, resid: torch.Tensor) -> torch.Tensor:
         """Feature activations (..., d_sae) float32 of residual vectors (..., d_model)."""
