@@ -31,10 +31,14 @@ class Settings:
     """Theme name, one of the files in `themes/` (or a Textual built-in theme). The theme picked
     in the command palette is remembered in the store and wins over this default."""
 
-    idle_delay_ms: int = 100
-    """Pause after the last keystroke before a suggestion is requested, in ms. At 100 ms a writer
-    typing faster than ~8 keys/s also gets a suggestion mid-word now and then (one that completes
-    the word; typing its letters keeps it); the first word then takes ~80-100 ms more here."""
+    idle_delay_ms: int = 80
+    """Pause after the last keystroke before a suggestion is requested, in ms. The ghost text's
+    first word takes ~100 ms more on a 2-core laptop: at 80 ms it showed a median of 185-198 ms
+    after the last key of a word, at 100 ms 219-228 ms, alternating in one session
+    (`docs/benchmarks.md`). Shorter than the gap between keys at a writer's pace (125 ms at 8
+    keys/s), so a pause mid-word asks too (for a suggestion that completes the word; typing its
+    letters keeps it); the next key supersedes it, and typing never waits on it (the keystroke
+    benchmark asks at every key)."""
 
     model: str = "gemma3-270m"
     """A manifest name from `models/`, or a local directory with a transformers model."""
