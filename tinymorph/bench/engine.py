@@ -201,7 +201,15 @@ def ready_times(settings, manifest, starts: int) -> dict[str, list[tuple[float, 
 
     from tinymorph.cli_common import worker_config
     from tinymorph.engine.client import EngineClient
-    from tinymorph.engine.protocol import Event, SuggestionReady, SuggestRequest, WorkerFailed, WorkerReady
+    from tinymorph.engine.protocol import (
+        Event,
+        RequestFailed,
+        SuggestionReady,
+        SuggestRequest,
+        WorkerDied,
+        WorkerFailed,
+        WorkerReady,
+    )
     from tinymorph.paths import app_paths
 
     out: dict[str, list[tuple[float, float]]] = {"bf16 decode weights (before)": [], "int8 decode weights (now)": []}
@@ -222,11 +230,13 @@ def ready_times(settings, manifest, starts: int) -> dict[str, list[tuple[float, 
                 ready = time.perf_counter()
                 client.request(SuggestRequest(client.next_request_id(), PROSE[:400], alternatives=3,
                                               max_new_tokens=24))
-                while not isinstance(events.get(timeout=60), SuggestionReady):
-                    pass
+                while not isinstance(event := events.get(timeout=60), SuggestionReady):
+                    if isinstance(event, RequestFailed | WorkerDied):
+                        raise RuntimeError(f"{name}: {event}")
                 out[name].append((ready - started, time.perf_counter() - ready))
             except queue.Empty as exc:
-                raise RuntimeError("the worker was not ready in 120 s, or did not answer in 60 s") from exc
+                raise RuntimeError(f"{name}: the worker was not ready in 120 s, or did not answer in 60 s "
+                                   f"(start {start + 1}; its log: {config.log_file})") from exc
             finally:
                 client.stop()
     return out
