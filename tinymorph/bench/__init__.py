@@ -12,9 +12,7 @@ import argparse
 import os
 import platform
 import shlex
-import shutil
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -138,7 +136,7 @@ def _quality(lm, sae, args: argparse.Namespace, threads: int, console: Console) 
 
 
 def _terminal(args: argparse.Namespace, threads: int, cores: int) -> dict[str, object]:
-    from tinymorph.bench.keys import TmuxTerminal, ghost_latency, median, type_keys
+    from tinymorph.bench.keys import ghost_latency, median, type_keys
     from tinymorph.paths import app_paths
 
     home = Path(tempfile.mkdtemp(prefix="tinymorph-bench-"))
@@ -170,13 +168,8 @@ def _terminal(args: argparse.Namespace, threads: int, cores: int) -> dict[str, o
             generating, args.keys),
     }
     ghost, ghost_dropped = once_more(ghost_latency, folder, env, model, args.ghost)
-    out = {"keys": cases, "ghost": ghost, "ghost_median": median(ghost), "ghost_dropped": ghost_dropped,
-           "retries": retries}
-    if shutil.which("tmux") is not None:
-        version = subprocess.run(["tmux", "-V"], capture_output=True, text=True, check=False).stdout.strip()
-        tmux, tmux_dropped = once_more(ghost_latency, folder, env, model, args.ghost, terminal=TmuxTerminal)
-        out.update(tmux=version, ghost_tmux=tmux, ghost_tmux_dropped=tmux_dropped)
-    return out
+    return {"keys": cases, "ghost": ghost, "ghost_median": median(ghost), "ghost_dropped": ghost_dropped,
+            "retries": retries}
 
 
 def _write(args: argparse.Namespace, r: dict, argv: list[str]) -> None:  # type: ignore[type-arg]
@@ -276,13 +269,7 @@ def _write(args: argparse.Namespace, r: dict, argv: list[str]) -> None:  # type:
     lines += ["", f"Ghost text after the last key of a word (default idle delay {Settings().idle_delay_ms} ms), "
                   f"{len(r['ghost'])} words: "
                   f"median {r['ghost_median']:.0f} ms, p95 {engine.pct(r['ghost'], 95):.0f} ms ({r['ghost_dropped']} "
-                  "word(s) left out: ghost text already showed before their last key).", ""]
-    if "ghost_tmux" in r:
-        lines += [f"The same inside {r['tmux']} (tinymorph in a tmux session, tmux's client in the pseudo-terminal, "
-                  f"so tmux's own redraw counts), {len(r['ghost_tmux'])} words: median "
-                  f"{statistics.median(r['ghost_tmux']) if r['ghost_tmux'] else float('nan'):.0f} ms, p95 "
-                  f"{engine.pct(r['ghost_tmux'], 95):.0f} ms ({r['ghost_tmux_dropped']} word(s) left out).", ""]
-    lines += [
+                  "word(s) left out: ghost text already showed before their last key).", "",
               "Worker start to 'ready' (`EngineClient.start` to `WorkerReady`: the process spawned, the model "
               "loaded from the cache, the SAE and its features), and from 'ready' to the answer of a suggestion "
               "asked at once (3 alternatives, 400 characters of context), seconds, 3 starts each, interleaved:", "",

@@ -2,21 +2,17 @@
 to the edited line painted on the screen, at a writer's pace, with and without the model working.
 
 Owns: `Terminal` (a tinymorph process in a pty, its output fed to the `pyte` terminal emulator
-on a reader thread, so a line counts as painted when the emulated screen shows it),
-`TmuxTerminal` (tinymorph inside tmux, tmux's own client in that pty), `type_keys` and
-`ghost_latency`. Linux only (pty). Imports no torch. Used by `tinymorph bench` and its test.
+on a reader thread, so a line counts as painted when the emulated screen shows it), `type_keys`
+and `ghost_latency`. Linux only (pty). Imports no torch. Used by `tinymorph bench` and its test.
 """
 
 import contextlib
 import os
 import pty
-import shlex
-import shutil
 import signal
 import statistics
 import struct
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -31,8 +27,7 @@ class Terminal:
     """`python -m tinymorph ARGS` in a pseudo-terminal of COLUMNS x ROWS. Raises ImportError
     without the `pyte` package (the bench extra)."""
 
-    def __init__(self, args: list[str], env: dict[str, str], argv: list[str] | None = None) -> None:
-        """Start `python -m tinymorph ARGS` (or `argv`, a whole command) with `env`."""
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
         import fcntl
         import termios
 
@@ -46,9 +41,8 @@ class Terminal:
         goes into `seen_at` and the watch is cleared."""
         self.seen_at: float | None = None
         self.pid, self.fd = pty.fork()
-        if self.pid == 0:  # the child: become tinymorph (or the command that runs it)
-            argv = argv or [sys.executable, "-m", "tinymorph", *args]
-            os.execvpe(argv[0], argv, env)
+        if self.pid == 0:  # the child: become tinymorph
+            os.execve(sys.executable, [sys.executable, "-m", "tinymorph", *args], env)
         fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -121,35 +115,6 @@ class Terminal:
         os.close(self.fd)
 
 
-TMUX_CONF = "set -g status off\nset -sg escape-time 0\n"
-"""No status line (the app gets every row, as without tmux), and Esc passed on at once (tmux's
-default waits 500 ms to tell Esc from an Alt key)."""
-
-
-class TmuxTerminal(Terminal):
-    """tinymorph inside tmux, tmux's client in the pseudo-terminal: the screen is what tmux draws
-    for a writer, tmux's own parse and redraw included. A private tmux server (`-L`), killed on
-    close. Raises FileNotFoundError without `tmux` on PATH, ImportError without `pyte`."""
-
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
-        if shutil.which("tmux") is None:
-            raise FileNotFoundError("tmux is not on PATH")
-        self.socket = f"tinymorph-bench-{os.getpid()}-{id(self)}"
-        with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as conf:
-            conf.write(TMUX_CONF)
-        self.conf = conf.name
-        inner = shlex.join([sys.executable, "-m", "tinymorph", *args])
-        super().__init__(args, env, ["tmux", "-L", self.socket, "-f", self.conf, "new-session", inner])
-
-    def close(self) -> None:
-        """End the tmux server (and tinymorph in it), then the client and the terminal."""
-        import subprocess
-
-        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, check=False)
-        super().close()
-        os.unlink(self.conf)
-
-
 @dataclass
 class KeyRun:
     """One run of typing: per-key latencies (ms) and what reached the file."""
@@ -194,15 +159,13 @@ def type_keys(
     folder: Path, env: dict[str, str], args: list[str], keys: int, rate_hz: float = 8.0,
     ready: tuple[str, ...] = READY,
     timeout_s: float = 2.0,
-    terminal: type[Terminal] = Terminal,
 ) -> KeyRun:
     """Start tinymorph on a new file in `folder` with `args`, wait for `ready` in the status bar,
     type `keys` characters of TYPED at `rate_hz`, timing each from the write to the moment the
-    screen shows the line with it, then save and quit. Returns the run (latencies, the file).
-    `terminal`: `TmuxTerminal` to run it inside tmux."""
+    screen shows the line with it, then save and quit. Returns the run (latencies, the file)."""
     path = folder / "bench.md"
     path.write_text(START, encoding="utf-8")
-    term = terminal([str(path), *args], env)
+    term = Terminal([str(path), *args], env)
     run = KeyRun(expected=START + (TYPED * (keys // len(TYPED) + 1))[:keys])
     try:
         term.wait_for(ready)
@@ -247,16 +210,15 @@ def shows_ghost(after_cursor: str) -> bool:
 
 
 def ghost_latency(
-    folder: Path, env: dict[str, str], args: list[str], trials: int, ready: tuple[str, ...] = READY,
-    terminal: type[Terminal] = Terminal,
+    folder: Path, env: dict[str, str], args: list[str], trials: int, ready: tuple[str, ...] = READY
 ) -> tuple[list[float], int]:
     """ms from the last key of a word to ghost text on the screen, `trials` times: type a word
     at a writer's pace (8 keys/s), then wait. A trial where ghost text already shows before the
     word's last key (a suggestion asked during a pause mid-word) is dropped and counted. Returns
-    (the times, the trials dropped). `terminal`: `TmuxTerminal` to run it inside tmux."""
+    (the times, the trials dropped)."""
     path = folder / "ghost.md"
     path.write_text(START, encoding="utf-8")
-    term = terminal([str(path), *args], env)
+    term = Terminal([str(path), *args], env)
     times: list[float] = []
     skipped = 0
     words = TYPED.split()
