@@ -74,7 +74,7 @@ def run_bench(argv: list[str]) -> int:
     report["latency_now_all_cores"] = engine.latencies(lm, sae, engine.NOW, args.reps)
 
     console.print("[bold]packed attention and int8 decode weights[/]: perplexity and greedy tokens")
-    report["perplexity"], report["greedy"] = _int8_quality(lm, args.text)
+    report["perplexity"], report["greedy"] = _weights_quality(lm, args.text)
 
     if args.quality is not None:
         report["quality"] = _quality(lm, sae, args, threads, console)
@@ -100,7 +100,7 @@ def _llama(manifest, lm, threads: int, cores: int, console: Console) -> dict[str
                 "all": llama_decode_speed(gguf, ids, lm.hook_layer, cores)}
 
 
-def _int8_quality(lm, text: Path | None) -> tuple[tuple[float, float, float], tuple[int, int]]:  # type: ignore[no-untyped-def]
+def _weights_quality(lm, text: Path | None) -> tuple[tuple[float, float, float], tuple[int, int]]:  # type: ignore[no-untyped-def]
     from tinymorph.bench import engine
     from tinymorph.sae.corpus import heldout_sequences, open_corpus, token_sequences
 

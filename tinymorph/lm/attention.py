@@ -12,10 +12,10 @@ shapes its CPU kernels serve slowly.
   key/value head can instead be laid out as that head's query positions, (B, H, 1, D) ->
   (B, H_kv, H / H_kv, D), with no causal mask among them (they are one token): the same result,
   ~0.1 ms (the trick transformers' own `pack_gqa` uses when a mask is given).
-- **Prefills** (one sequence, several tokens). SDPA's CPU flash kernel takes ~7.5 ms per layer
-  for a 511-token prefill in bf16 on 2 cores, a third of the whole pass; two matrix products with
-  the query heads packed the same way, (B, H_kv, H / H_kv * T, D), and a softmax between them
-  take ~3 ms (`_packed_attention`). The scores are rounded to the model's dtype before the
+- **Prefills** (one sequence, several tokens). SDPA's CPU flash kernel takes ~7.7 ms per layer
+  for a 511-token prefill in bf16 on 2 cores (torch profiler), a third of the whole pass; two
+  matrix products with the query heads packed the same way, (B, H_kv, H / H_kv * T, D), and a
+  softmax between them take ~2.6 ms (`_packed_attention`). The scores are rounded to the model's dtype before the
   softmax, as transformers' eager attention rounds them (`eager_attention_forward`), and the
   softmax accumulates in float32.
 Anything else goes to transformers' SDPA unchanged.
@@ -54,7 +54,8 @@ def packed_sdpa(
         # -inf. Batches (padded) and float masks keep SDPA. transformers leaves the mask out
         # (None) when it is plain causal over as many keys as queries (`masking_utils.sdpa_mask`).
         if attention_mask is None and key.shape[2] == q_len and getattr(module, "is_causal", True):
-            attention_mask = torch.ones(q_len, q_len, dtype=torch.bool).tril()[None, None]  # (1, 1, T, S)
+            causal = torch.ones(q_len, q_len, dtype=torch.bool, device=query.device).tril()  # (T, S)
+            attention_mask = causal[None, None]  # (1, 1, T, S)
         if batch != 1 or attention_mask is None or attention_mask.dtype != torch.bool:
             return sdpa_attention_forward(module, query, key, value, attention_mask, dropout, scaling, **kwargs)  # type: ignore[arg-type]
         return _packed_attention(query, key, value, attention_mask, scaling), None
