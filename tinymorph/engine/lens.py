@@ -18,6 +18,7 @@ LENS_TOKENS = 12
 """The feature lens looks at this many tokens before the cursor (about a sentence): a feature that
 stays lit over them says more about the text than one that flashes on one word."""
 LENS_FEATURES = 3
+"""Features the lens reports (`FeaturesLit`), best first."""
 _LENS_KEEP = 16
 """Strongest features kept per position for the lens."""
 
