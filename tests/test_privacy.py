@@ -92,7 +92,7 @@ async def test_a_whole_session_opens_no_network_connection(offline, tiny_model_d
     (corpus / "notes.txt").write_text(TINY_TEXT * 40)
     model = ["--model", str(tiny_model_dir)]
     assert main(["sae", "train", str(corpus), "--out", str(tmp_path / "mine"), "--layer", "2", "--width", "32",
-                 "--k", "4", "--tokens", "1024", "--seq-len", "32", *model]) == 0
+                 "--k", "4", "--tokens", "8192", "--seq-len", "32", *model]) == 0
     sae_dir = save_topk_sae(tmp_path / "sae", model_name="")
     sae = load_sae(str(sae_dir), tiny_manifest, 64, 4)
     build_feature_data(tiny_lm, sae, token_sequences(iter([TINY_TEXT * 3]), tiny_lm.tokenizer, 32)).save(sae_dir)

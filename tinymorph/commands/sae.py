@@ -5,6 +5,7 @@ Owns: argument parsing and rich progress / tables for these commands. The work l
 """
 
 import argparse
+import json
 import shlex
 import sys
 from pathlib import Path
@@ -23,46 +24,98 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     d = TrainOptions()
     p = sub.add_parser(
         "train",
-        help="train a TopK SAE on a folder of .txt/.md files",
+        help="train a TopK SAE on folders of .txt/.md files (or fine-tune one, or resume a run)",
         description="Train an SAE (sae-lens, TopK + AuxK) on the residual stream of the model at one "
-        "layer, over the training side of a folder of text (5% of chunks are held out for "
-        "`sae eval`). Writes cfg.json + sae_weights.safetensors + tinymorph.json into --out "
-        "and nothing anywhere else. Ctrl+C stops and leaves a usable SAE.",
+        "layer, over the training side of one or more folders of text, mixed (5%% of each folder's "
+        "chunks are held out for `sae eval`). Writes the SAE, a checkpoint and held-out metrics at "
+        "every checkpoint into --out and nothing anywhere else. Ctrl+C stops after the current "
+        "step and leaves a usable SAE; --resume goes on from the last checkpoint.",
     )
-    p.add_argument("corpus", type=Path, help="folder of .txt / .md files (read recursively)")
+    p.add_argument("corpus", type=Path, nargs="*", help="folders of .txt / .md files (read recursively), or files")
     p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument(
+        "--resume", action="store_true",
+        help="go on from the last checkpoint in --out, with the corpora, options, data order and schedule "
+        "that run started with",
+    )
+    p.add_argument(
+        "--from", dest="start_from", metavar="SAE",
+        help="fine-tune this SAE ('default' for the shipped one, or a folder in sae-lens format) on the "
+        "corpus instead of starting from random weights",
+    )
     p.add_argument(
         "--layer", type=int, default=d.layer, help=f"decoder layer whose output is encoded (default {d.layer})"
     )
-    p.add_argument("--width", type=int, default=d.d_sae, help=f"number of latents (default {d.d_sae})")
+    p.add_argument("--width", type=int, help=f"number of latents (default {d.d_sae}; with --from: that SAE's)")
     p.add_argument("--k", type=int, default=d.k, help=f"active latents per token, the L0 (default {d.k})")
     p.add_argument("--tokens", type=int, default=d.tokens, help=f"training tokens (default {d.tokens:,})")
     p.add_argument(
         "--seq-len", type=int, default=d.seq_len, help=f"tokens per sequence, BOS included (default {d.seq_len})"
     )
     p.add_argument("--lr", type=float, default=d.lr, help=f"learning rate (default {d.lr})")
+    p.add_argument(
+        "--checkpoint-tokens", type=int, default=d.checkpoint_tokens,
+        help=f"training tokens between checkpoints (default {d.checkpoint_tokens:,})",
+    )
+    p.add_argument(
+        "--eval-tokens", type=int, default=d.eval_tokens,
+        help=f"held-out tokens per corpus evaluated at each checkpoint; 0: none (default {d.eval_tokens:,})",
+    )
     p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--device", default=d.device, help=f"cpu or cuda (default {d.device})")
     p.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="skip files whose name matches")
     add_model_options(p)
 
 
+def _start_folder(choice: str, args: argparse.Namespace) -> Path:
+    from tinymorph.cli_common import settings_from_args
+    from tinymorph.lm.manifest import resolve_model, resolve_sae
+    from tinymorph.paths import app_paths
+
+    settings = settings_from_args(args, app_paths())
+    manifest = resolve_model(settings.model, settings.hub_model)
+    source = resolve_sae(choice, manifest, "")
+    if source.folder is None:
+        raise SAEError(f"--from needs the shipped SAE or a local folder, not {choice!r}")
+    return source.folder
+
+
 def run_train(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from tinymorph.sae.corpus import open_corpus
-    from tinymorph.sae.train import train_sae
+    from tinymorph.sae.train import resume_state, train_sae
 
     console = Console(stderr=True)
-    corpus = open_corpus(args.corpus, args.exclude)
-    options = TrainOptions(
-        layer=args.layer,
-        d_sae=args.width,
-        k=args.k,
-        tokens=args.tokens,
-        seq_len=args.seq_len,
-        lr=args.lr,
-        seed=args.seed,
-    )
+    start_from = _start_folder(args.start_from, args) if args.start_from else None
+    if args.resume:
+        if args.corpus or start_from:
+            raise SAEError("--resume goes on with the corpora and SAE the run started with; give only --out")
+        options, corpora, _meta = resume_state(args.out)
+        options = replace(options, device=args.device)
+    else:
+        if not args.corpus:
+            raise SAEError("give one or more folders of text to train on (or --resume with --out)")
+        corpora = [open_corpus(path, args.exclude) for path in args.corpus]
+        width = args.width
+        if width is None and start_from is not None:
+            width = int(json.loads((start_from / "cfg.json").read_text(encoding="utf-8"))["d_sae"])
+        options = TrainOptions(
+            layer=args.layer,
+            d_sae=width or TrainOptions.d_sae,
+            k=args.k,
+            tokens=args.tokens,
+            seq_len=args.seq_len,
+            lr=args.lr,
+            checkpoint_tokens=args.checkpoint_tokens,
+            eval_tokens=args.eval_tokens,
+            seed=args.seed,
+            device=args.device,
+        )
     lm, manifest = load_cli_model(args, console)
-    console.print(f"training on {len(corpus.files)} files in {corpus.root}; writing to {args.out}")
+    files = sum(len(c.files) for c in corpora)
+    verb = "resuming" if args.resume else "fine-tuning" if start_from else "training"
+    console.print(f"{verb} on {files} files in {', '.join(str(c.root) for c in corpora)}; writing to {args.out}")
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -85,17 +138,27 @@ def run_train(args: argparse.Namespace) -> int:
                 ),
             )
 
+        def checkpointed(c):  # type: ignore[no-untyped-def]
+            held = "  ".join(
+                f"{name}: FVE {m.variance_explained:.3f}, +{m.ce_increase:.3f} nats, dead {m.dead_fraction:.1%}"
+                for name, m in c.metrics.items()
+            )
+            progress.console.print(f"checkpoint at {c.tokens:,} tokens ({c.seconds / 60:.0f} min)  {held}")
+
         result = train_sae(
             lm,
-            corpus,
+            corpora,
             args.out,
             options,
             model_name=manifest.hub_id or manifest.name,
             command=shlex.join(["tinymorph", "sae", *sys.argv[2:]]),
+            resume=args.resume,
+            start_from=start_from,
             report=report,
+            on_checkpoint=checkpointed,
         )
-    state = "done" if result.completed else "interrupted; the SAE as it was is saved"
-    console.print(f"{state}: {result.tokens:,} tokens in {result.seconds / 60:.1f} min -> {result.out_dir}")
+    state = "done" if result.completed else "stopped; resume with --resume --out " + shlex.quote(str(args.out))
+    console.print(f"{state}: {result.tokens:,} tokens, this part {result.seconds / 60:.1f} min -> {result.out_dir}")
     return 0 if result.completed else 130
 
 
@@ -121,8 +184,6 @@ def _eval_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    import json
-
     from tinymorph.sae.corpus import heldout_sequences, open_corpus
     from tinymorph.sae.evaluate import evaluate_sae
 

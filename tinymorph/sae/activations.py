@@ -1,28 +1,36 @@
 """Residual-stream activations for SAE training: run the model up to the hook layer over token
-sequences, drop BOS, mix, and hand out fixed-size batches.
+sequences, drop BOS, mix, and hand out fixed-size batches in an order that a resumed run can
+reproduce from any step.
 
-Owns: the activation source fed to sae-lens's `SAETrainer` (an iterator of (batch_tokens, d_model)
+Owns: the activation stream fed to sae-lens's `SAETrainer` (an iterator of (batch_tokens, d_model)
 float32 tensors). BOS is dropped because its norm is an outlier (~7x the median at layer 12 of
-Gemma 3 270M) that the editor never steers. Mixing follows sae-lens's activation store: fill a
-buffer of several batches, shuffle it, hand out half, refill. No Textual, no store.
+Gemma 3 270M) that the editor never steers.
+
+Order: an epoch is the sequences in a seeded order (`shuffled(sequences, seed + epoch)`), cut into
+blocks of `seqs_per_block` sequences. A block's activation rows are shuffled with a generator
+seeded by the block's number and cut into `block_batches` batches (the few rows left over are
+dropped). Step `s` is therefore always batch `s % block_batches` of block `s // block_batches`,
+so `batches(start_step=s)` recomputes one block and goes on exactly where an interrupted run
+stopped. Mixing within a block follows sae-lens's activation store (a buffer of several batches,
+shuffled); the sequences in a block come from all over the corpus. No Textual, no store.
 """
 
+import math
 from collections.abc import Iterator
 
 import torch
 
 from tinymorph.lm.hooks import run_to_layer
 from tinymorph.lm.model import LoadedModel, decoder_layers
+from tinymorph.sae.corpus import shuffled
 
 
-class ActivationSource:
-    """Yields (batch_tokens, d_model) float32 residual-stream activations at `layer`.
+class ActivationStream:
+    """Batches of (batch_tokens, d_model) float32 residual-stream activations at `layer`, forever
+    (epoch after epoch), in an order fixed by `seed`.
 
-    `sequences` are BOS-prefixed token id lists of equal length (see `corpus.token_sequences`),
-    already in a mixed order; they are read once, `model_batch` sequences per forward pass.
-    `tokens_read` counts activation rows produced so far. Iteration ends when the sequences run
-    out; `StopIteration` then reaches the trainer, which is why `train_sae` checks the budget
-    against `available_tokens` first.
+    `sequences` are BOS-prefixed token id lists of equal length (see `corpus.token_sequences`).
+    Raises ValueError if they do not fill one batch.
     """
 
     def __init__(
@@ -31,50 +39,55 @@ class ActivationSource:
         layer: int,
         sequences: list[list[int]],
         batch_tokens: int,
-        model_batch: int = 4,
-        buffer_batches: int = 8,
+        *,
         seed: int = 0,
+        block_batches: int = 8,
+        model_batch: int = 4,
     ) -> None:
         self.lm, self.layer, self.sequences = lm, layer, sequences
-        self.batch_tokens, self.model_batch, self.buffer_batches = batch_tokens, model_batch, buffer_batches
-        self.generator = torch.Generator().manual_seed(seed)
+        self.batch_tokens, self.model_batch, self.seed = batch_tokens, model_batch, seed
+        rows_per_sequence = max(1, len(sequences[0]) - 1) if sequences else 1
+        # A small corpus (a writer's own pages) gets smaller blocks, down to one batch.
+        self.block_batches = min(block_batches, len(sequences) * rows_per_sequence // batch_tokens)
+        if self.block_batches == 0:
+            raise ValueError(f"{len(sequences)} sequences do not fill one batch of {batch_tokens} tokens")
+        self.seqs_per_block = math.ceil(self.block_batches * batch_tokens / rows_per_sequence)
+        self.blocks_per_epoch = len(sequences) // self.seqs_per_block
+        self._epoch_order: tuple[int, list[list[int]]] | None = None
         self.tokens_read = 0
-        self._rows = self._activation_rows()
-        self._buffer = torch.empty(0, lm.d_model)
 
     @property
-    def available_tokens(self) -> int:
-        """Activation rows the sequences can give (BOS excluded)."""
-        return sum(len(s) - 1 for s in self.sequences)
+    def tokens_per_epoch(self) -> int:
+        """Training rows one epoch gives (BOS excluded, leftovers of each block dropped)."""
+        return self.blocks_per_epoch * self.block_batches * self.batch_tokens
 
-    def _activation_rows(self) -> Iterator[torch.Tensor]:
+    def _order(self, epoch: int) -> list[list[int]]:
+        if self._epoch_order is None or self._epoch_order[0] != epoch:
+            self._epoch_order = (epoch, shuffled(self.sequences, self.seed + epoch))
+        return self._epoch_order[1]
+
+    def block(self, number: int) -> torch.Tensor:
+        """The shuffled activation rows of block `number`: (block_batches * batch_tokens, d)."""
+        epoch, index = divmod(number, self.blocks_per_epoch)
+        chosen = self._order(epoch)[index * self.seqs_per_block : (index + 1) * self.seqs_per_block]
         layers = decoder_layers(self.lm.model)
-        for start in range(0, len(self.sequences), self.model_batch):
-            ids = torch.tensor(self.sequences[start : start + self.model_batch])  # (B, T)
+        device = self.lm.model.device
+        parts = []
+        for start in range(0, len(chosen), self.model_batch):
+            ids = torch.tensor(chosen[start : start + self.model_batch], device=device)  # (B, T)
             resid = run_to_layer(self.lm.model, layers, self.layer, ids)  # (B, T, d)
-            rows = resid[:, 1:].reshape(-1, resid.shape[-1]).float()  # BOS dropped: (B*(T-1), d)
-            self.tokens_read += rows.shape[0]
-            yield rows
+            parts.append(resid[:, 1:].reshape(-1, resid.shape[-1]).float())  # BOS dropped: (B*(T-1), d)
+        rows = torch.cat(parts)  # (N, d)
+        self.tokens_read += rows.shape[0]
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + number)
+        perm = torch.randperm(rows.shape[0], generator=generator).to(rows.device)
+        return rows[perm][: self.block_batches * self.batch_tokens]
 
-    def _refill(self) -> None:
-        wanted = self.buffer_batches * self.batch_tokens
-        parts = [self._buffer]
-        have = self._buffer.shape[0]
-        for rows in self._rows:
-            parts.append(rows)
-            have += rows.shape[0]
-            if have >= wanted:
-                break
-        buffer = torch.cat(parts)
-        self._buffer = buffer[torch.randperm(buffer.shape[0], generator=self.generator)]
-
-    def __iter__(self) -> "ActivationSource":
-        return self
-
-    def __next__(self) -> torch.Tensor:
-        if self._buffer.shape[0] < (self.buffer_batches // 2 + 1) * self.batch_tokens:
-            self._refill()
-        if self._buffer.shape[0] < self.batch_tokens:
-            raise StopIteration
-        batch, self._buffer = self._buffer[: self.batch_tokens], self._buffer[self.batch_tokens :]
-        return batch  # (batch_tokens, d)
+    def batches(self, start_step: int = 0) -> Iterator[torch.Tensor]:
+        """Batches from step `start_step` on: each (batch_tokens, d), never ending."""
+        number, skip = divmod(start_step, self.block_batches)
+        while True:
+            rows = self.block(number)
+            for i in range(skip, self.block_batches):
+                yield rows[i * self.batch_tokens : (i + 1) * self.batch_tokens]
+            skip, number = 0, number + 1

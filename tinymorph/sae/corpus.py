@@ -32,6 +32,8 @@ class Corpus:
 
     root: Path
     files: tuple[Path, ...]
+    exclude: tuple[str, ...] = ()
+    """The glob patterns the files were chosen with (so that a resumed run reopens the same)."""
 
     def fingerprint(self) -> str:
         """sha256 over the sorted (relative path, file sha256) pairs: names the exact training data."""
@@ -56,7 +58,7 @@ def open_corpus(root: Path, exclude: Sequence[str] = ()) -> Corpus:
     says it is text). `exclude` holds glob patterns matched against file names.
     Raises SAEError if `root` does not exist or holds no text file."""
     if root.is_file():
-        return Corpus(root.parent, (root,))
+        return Corpus(root.parent, (root,), tuple(exclude))
     if not root.is_dir():
         raise SAEError(f"{root} is neither a text file nor a folder of .txt / .md files")
     files = tuple(
@@ -66,7 +68,7 @@ def open_corpus(root: Path, exclude: Sequence[str] = ()) -> Corpus:
     )
     if not files:
         raise SAEError(f"{root} holds no .txt or .md file")
-    return Corpus(root, files)
+    return Corpus(root, files, tuple(exclude))
 
 
 def _read(path: Path) -> str:

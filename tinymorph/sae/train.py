@@ -1,27 +1,42 @@
-"""Training an SAE on residual-stream activations with sae-lens's `SAETrainer`.
+"""Training an SAE on residual-stream activations with sae-lens's `SAETrainer`, in parts.
 
-Owns: `tinymorph sae train`'s work: corpus -> activations at the hook layer -> a TopK SAE
+Owns: `tinymorph sae train`'s work: corpora -> activations at the hook layer -> a TopK SAE
 (Gao et al. 2024, "Scaling and evaluating sparse autoencoders": TopK activation, AuxK loss against
-dead latents, decoder rows of unit norm) trained by sae-lens, saved in sae-lens's disk format
-(`cfg.json` + `sae_weights.safetensors`) plus `tinymorph.json` (our metadata).
+dead latents) trained by sae-lens, saved in sae-lens's disk format (`cfg.json` +
+`sae_weights.safetensors`) plus `tinymorph.json` (our metadata).
 
 The loop is sae-lens's `SAETrainer.fit()` written out through its public seams (`step`,
-`maybe_reset_sparsity`, `set_final_sae_metadata`, as `MultiSAETrainer` does) so that we can report
-progress with rich, checkpoint into the output folder and stop cleanly on Ctrl+C. Nothing is
-written outside the output folder; no wandb, no hub. No Textual, no store.
+`maybe_reset_sparsity`, `save_checkpoint`, `load_trainer_state`, as `MultiSAETrainer` does) so
+that we can report progress, checkpoint into the output folder, evaluate each checkpoint on
+held-out text, stop cleanly on Ctrl+C and resume. A run is reproducible from any checkpoint:
+the data order is fixed by the seed (`activations.ActivationStream`), the schedule by the
+options saved in `train_state.json`, the optimiser and sparsity counters by sae-lens's
+checkpoint. Nothing is written outside the output folder; no wandb, no hub. No Textual, no store.
+
+Output folder:
+- `cfg.json`, `sae_weights.safetensors`, `tinymorph.json`: the SAE as of the last checkpoint
+  (inference format, `save_dtype`), usable at any time with `--sae FOLDER`;
+- `checkpoint/`: sae-lens's training checkpoint (weights, Adam state, scheduler, sparsity);
+- `train_state.json`: options, corpora and their fingerprints, the command: what `--resume` reads;
+- `checkpoints.jsonl`: held-out metrics at every checkpoint (`sae.evaluate.EvalMetrics`).
 """
 
+import contextlib
 import copy
 import json
 import math
 import os
 import shutil
+import signal
+import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from itertools import chain
 from pathlib import Path
 
 import torch
+from sae_lens import SAE
 from sae_lens.config import LoggingConfig, SAETrainerConfig
 from sae_lens.saes.topk_sae import TopKTrainingSAE, TopKTrainingSAEConfig
 from sae_lens.training.sae_trainer import SAETrainer
@@ -30,10 +45,15 @@ from tinymorph import __version__
 from tinymorph.errors import SAEError
 from tinymorph.lm.hooks import hook_name_for_layer
 from tinymorph.lm.model import LoadedModel
-from tinymorph.sae.activations import ActivationSource
-from tinymorph.sae.corpus import Corpus, shuffled, token_sequences
+from tinymorph.sae.activations import ActivationStream
+from tinymorph.sae.corpus import Corpus, heldout_sequences, open_corpus, shuffled, token_sequences
+from tinymorph.sae.evaluate import EvalMetrics, evaluate_sae
+from tinymorph.sae.loading import LoadedSAE
 
 META_FILE = "tinymorph.json"
+STATE_FILE = "train_state.json"
+CHECKPOINT_DIR = "checkpoint"
+HISTORY_FILE = "checkpoints.jsonl"
 
 
 @dataclass(frozen=True)
@@ -42,11 +62,11 @@ class TrainOptions:
 
     layer: int = 12
     """Decoder layer whose output (residual stream, `blocks.L.hook_resid_post`) is encoded."""
-    d_sae: int = 4096
+    d_sae: int = 16384
     """Number of latents (features)."""
-    k: int = 32
+    k: int = 48
     """Active latents per token (TopK); this is the SAE's L0."""
-    tokens: int = 5_000_000
+    tokens: int = 20_000_000
     """Training tokens (activation rows, BOS excluded). Beyond the corpus, it is read again."""
     batch_tokens: int = 4096
     """Activation rows per optimiser step."""
@@ -60,12 +80,17 @@ class TrainOptions:
     dead_window_steps: int = 50
     """Steps without firing after which a latent counts as dead (and joins the AuxK loss)."""
     autocast: bool = True
-    """bf16 autocast for the SAE step on CPU (~1.5x faster; same quality in our runs)."""
+    """bf16 autocast for the SAE step (~1.5x faster on CPU; same quality in our runs)."""
     save_dtype: str = "bfloat16"
     """dtype of the saved weights."""
-    checkpoints: int = 4
-    """Checkpoints written into the output folder during training (the last is overwritten)."""
+    checkpoint_tokens: int = 1_000_000
+    """Training tokens between checkpoints (each also evaluated on held-out text)."""
+    eval_tokens: int = 8192
+    """Held-out tokens per corpus for the metrics recorded at each checkpoint (0: none)."""
     seed: int = 0
+    device: str = "cpu"
+    """Where the model and the SAE run ("cuda" on a GPU). Not part of what is trained: a run may
+    be resumed on another device."""
 
 
 @dataclass
@@ -83,35 +108,36 @@ class TrainProgress:
 
 
 @dataclass
+class CheckpointReport:
+    """One checkpoint: training tokens so far and held-out metrics per corpus (by folder name)."""
+
+    tokens: int
+    seconds: float
+    metrics: dict[str, EvalMetrics]
+
+
+@dataclass
 class TrainResult:
-    """What `train_sae` did: where the SAE is, how many tokens it saw, how long it took (s)."""
+    """What `train_sae` did: where the SAE is, how many tokens it saw, how long this part took (s)."""
 
     out_dir: Path
     tokens: int
     seconds: float
     completed: bool
-    """False when training was interrupted (Ctrl+C): the folder holds the SAE at that point."""
+    """False when training was stopped (Ctrl+C): the folder holds a checkpoint to `--resume`."""
     metadata: dict[str, object] = field(default_factory=dict)
 
 
-def _cycle(make: Callable[[int], ActivationSource]) -> Iterator[torch.Tensor]:
-    epoch = 0
-    while True:
-        source = make(epoch)
-        yield from source
-        epoch += 1
-
-
-def _build_sae(options: TrainOptions, lm: LoadedModel, model_name: str) -> TopKTrainingSAE:
+def _build_sae(options: TrainOptions, d_model: int, model_name: str) -> TopKTrainingSAE:
     cfg = TopKTrainingSAEConfig(
-        d_in=lm.d_model,
+        d_in=d_model,
         d_sae=options.d_sae,
         k=options.k,
         aux_loss_coefficient=options.aux_coefficient,
         apply_b_dec_to_input=True,
         normalize_activations="expected_average_only_in",
         dtype="float32",
-        device="cpu",
+        device=options.device,
     )
     cfg.metadata.model_name = model_name
     cfg.metadata.hook_name = hook_name_for_layer(options.layer)
@@ -131,16 +157,39 @@ def _calibrate(trainer: SAETrainer, batches: list[torch.Tensor], d_in: int) -> N
     trainer.sae.b_dec.data[:] = (data * scale).mean(0)
 
 
+@torch.no_grad()
+def _start_from(trainer: SAETrainer, folder: Path) -> None:
+    """Start from the weights of the inference SAE in `folder` (fine-tuning): its activation
+    scale is folded in, so it is unfolded by the trainer's scale. Raises SAEError when the SAE
+    does not match the options (width, input size)."""
+    try:
+        base = SAE.load_from_disk(folder, device="cpu", dtype="float32")
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise SAEError(f"cannot load the SAE to start from, {folder}: {exc}") from exc
+    sae = trainer.sae
+    if base.W_enc.shape != sae.W_enc.shape:
+        raise SAEError(
+            f"{folder} has {base.cfg.d_sae} features of width {base.cfg.d_in}; "
+            f"training asks for {sae.cfg.d_sae} of width {sae.cfg.d_in} (pass --width {base.cfg.d_sae})"
+        )
+    scale = trainer.activation_scaler.scaling_factor or 1.0
+    for name in ("W_enc", "b_enc", "W_dec", "b_dec"):
+        getattr(sae, name).data[:] = getattr(base, name).data.to(sae.device)
+    sae.fold_activation_norm_scaling_factor(1 / scale)  # back to the scaled space training works in
+    sae.cfg.normalize_activations = "expected_average_only_in"
+
+
 def save_sae(trainer: SAETrainer, out_dir: Path, options: TrainOptions, metadata: dict[str, object]) -> None:
     """Write the SAE as it is now into `out_dir` in sae-lens's inference format, in
     `options.save_dtype`, with the activation scale folded in, plus `tinymorph.json`. Each file is
     written beside and renamed into place, so a reader never sees a half-written SAE."""
-    sae = copy.deepcopy(trainer.sae)
+    sae = copy.deepcopy(trainer.sae).to("cpu")
     if trainer.activation_scaler.scaling_factor is not None:
         sae.fold_activation_norm_scaling_factor(trainer.activation_scaler.scaling_factor)
     sae.cfg.metadata.l0 = float(trainer.feature_sparsity.sum()) if trainer.n_frac_active_samples else None
     sae = sae.to(getattr(torch, options.save_dtype))
     sae.cfg.dtype = options.save_dtype
+    sae.cfg.device = "cpu"
     work = out_dir / ".partial"
     shutil.rmtree(work, ignore_errors=True)
     sae.save_inference_model(work)
@@ -150,54 +199,144 @@ def save_sae(trainer: SAETrainer, out_dir: Path, options: TrainOptions, metadata
     work.rmdir()
 
 
+def _save_checkpoint(trainer: SAETrainer, out_dir: Path, state: dict[str, object]) -> None:
+    """sae-lens's checkpoint into `checkpoint/`, swapped in whole (a crash mid-write leaves the
+    previous one), then `train_state.json`."""
+    partial, final, old = out_dir / f"{CHECKPOINT_DIR}.partial", out_dir / CHECKPOINT_DIR, out_dir / f"{CHECKPOINT_DIR}.old"
+    shutil.rmtree(partial, ignore_errors=True)
+    trainer.save_checkpoint(partial.name, base_path=out_dir)
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(partial, final)
+    shutil.rmtree(old, ignore_errors=True)
+    tmp = out_dir / f"{STATE_FILE}.partial"
+    tmp.write_text(json.dumps(state, indent=2), encoding="utf-8")
+    os.replace(tmp, out_dir / STATE_FILE)
+
+
+def _checkpoint_folder(out_dir: Path) -> Path | None:
+    for name in (CHECKPOINT_DIR, f"{CHECKPOINT_DIR}.old"):
+        if (out_dir / name / "sae_weights.safetensors").is_file():
+            return out_dir / name
+    return None
+
+
+def resume_state(out_dir: Path) -> tuple[TrainOptions, list[Corpus], dict[str, object]]:
+    """What an interrupted run in `out_dir` was: its options, its corpora (re-opened and checked
+    against the fingerprints it trained on) and its metadata. Raises SAEError when there is no
+    checkpoint to resume or the training text has changed since."""
+    state_path = out_dir / STATE_FILE
+    if not state_path.is_file() or _checkpoint_folder(out_dir) is None:
+        raise SAEError(f"{out_dir} holds no training checkpoint to resume (no {STATE_FILE} and {CHECKPOINT_DIR}/)")
+    state = json.loads(state_path.read_text(encoding="utf-8"))
+    known = {f.name for f in fields(TrainOptions)}
+    options = TrainOptions(**{k: v for k, v in state["options"].items() if k in known})
+    corpora = []
+    for entry in state["corpora"]:
+        corpus = open_corpus(Path(entry["path"]), entry.get("exclude", []))
+        if corpus.fingerprint() != entry["fingerprint"]:
+            raise SAEError(f"the text in {entry['path']} changed since training started; resuming would not repeat the run")
+        corpora.append(corpus)
+    return options, corpora, state["metadata"]
+
+
+def _sequences(corpora: Sequence[Corpus], lm: LoadedModel, seq_len: int) -> tuple[list[list[int]], list[int]]:
+    parts = [token_sequences(c.chunks("train"), lm.tokenizer, seq_len) for c in corpora]
+    counts = [sum(len(s) - 1 for s in part) for part in parts]
+    return [s for part in parts for s in part], counts
+
+
+def _heldout(corpora: Sequence[Corpus], lm: LoadedModel, options: TrainOptions) -> dict[str, list[list[int]]]:
+    """`eval_tokens` held-out tokens of each corpus, by folder name; a corpus too small to hold
+    a sequence out (a writer's few pages) is left out of the checkpoint metrics."""
+    heldout = {}
+    for corpus in corpora:
+        try:
+            heldout[corpus.root.name] = heldout_sequences(corpus, lm.tokenizer, options.seq_len, options.eval_tokens)
+        except SAEError:
+            continue
+    return heldout
+
+
+def _evaluate(
+    lm: LoadedModel, out_dir: Path, options: TrainOptions, heldout: dict[str, list[list[int]]], model_name: str
+) -> dict[str, EvalMetrics]:
+    if not heldout:
+        return {}
+    sae = SAE.load_from_disk(out_dir, device="cpu", dtype="float32")
+    sae.eval()
+    loaded = LoadedSAE(sae, options.layer, out_dir.name, model_name, out_dir)
+    return {name: evaluate_sae(lm, loaded, seqs) for name, seqs in heldout.items()}
+
+
 def train_sae(
     lm: LoadedModel,
-    corpus: Corpus,
+    corpora: Sequence[Corpus],
     out_dir: Path,
     options: TrainOptions,
     *,
     model_name: str,
     command: str,
+    resume: bool = False,
+    start_from: Path | None = None,
     report: Callable[[TrainProgress], None] = lambda _p: None,
+    on_checkpoint: Callable[[CheckpointReport], None] = lambda _c: None,
 ) -> TrainResult:
     """Train a TopK SAE on `lm`'s residual stream after decoder layer `options.layer` over the
-    training side of `corpus`, and save it into `out_dir`.
+    training side of `corpora` (their sequences mixed in one seeded order), and save it into
+    `out_dir`, with a checkpoint every `options.checkpoint_tokens` tokens.
 
-    Ctrl+C (KeyboardInterrupt) stops training after the current step and saves the SAE as it is:
-    the result has `completed=False`. Raises SAEError if the layer does not exist or the corpus
-    gives no full sequence.
+    `resume`: go on from the checkpoint in `out_dir` (the caller passes what `resume_state`
+    read); same data order and schedule as if never stopped. `start_from`: a folder with an
+    inference SAE of the same shape to fine-tune instead of starting from random weights.
+    Ctrl+C or SIGTERM stops training after the current step, writes a checkpoint and returns
+    `completed=False`. Raises SAEError if the layer does not exist, the corpora give too
+    little text, or there is nothing to resume.
     """
     n_layers = int(lm.model.config.num_hidden_layers)
     if not 0 <= options.layer < n_layers:
         raise SAEError(f"layer {options.layer} does not exist; the model has {n_layers} decoder layers")
     out_dir.mkdir(parents=True, exist_ok=True)
-    sequences = token_sequences(corpus.chunks("train"), lm.tokenizer, options.seq_len)
-    if not sequences:
-        raise SAEError(f"the corpus gives no sequence of {options.seq_len} tokens; add text or lower --seq-len")
-    metadata: dict[str, object] = {
-        "model": model_name,
-        "hook_layer": options.layer,
-        "hook_name": hook_name_for_layer(options.layer),
-        "architecture": "topk",
-        "corpus": str(corpus.root),
-        "corpus_files": len(corpus.files),
-        "corpus_fingerprint": corpus.fingerprint(),
-        "corpus_train_tokens": sum(len(s) - 1 for s in sequences),
-        "options": asdict(options),
-        "command": command,
-        "tinymorph_version": __version__,
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    batches = _cycle(
-        lambda epoch: ActivationSource(
-            lm,
-            options.layer,
-            shuffled(sequences, options.seed + epoch),
-            options.batch_tokens,
-            seed=options.seed + epoch,
-        )
-    )
+    if options.device != "cpu":
+        lm.model.to(options.device)
+    sequences, counts = _sequences(corpora, lm, options.seq_len)
+    try:
+        stream = ActivationStream(lm, options.layer, sequences, options.batch_tokens, seed=options.seed)
+    except ValueError as exc:
+        raise SAEError(f"the corpora give too little text to train on: {exc}; add text or lower --seq-len") from None
+    heldout = _heldout(corpora, lm, options) if options.eval_tokens else {}
+    state_path = out_dir / STATE_FILE
+    if resume:
+        state = json.loads(state_path.read_text(encoding="utf-8"))
+        metadata: dict[str, object] = state["metadata"]
+    else:
+        metadata = {
+            "model": model_name,
+            "hook_layer": options.layer,
+            "hook_name": hook_name_for_layer(options.layer),
+            "architecture": "topk",
+            "corpora": [str(c.root) for c in corpora],
+            "corpus_train_tokens": dict(zip((c.root.name for c in corpora), counts, strict=True)),
+            "options": asdict(options),
+            "started_from": str(start_from) if start_from else None,
+            "command": command,
+            "tinymorph_version": __version__,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        state = {
+            "options": asdict(options),
+            "corpora": [
+                {"path": str(c.root if len(c.files) > 1 else c.files[0]), "exclude": list(c.exclude),
+                 "fingerprint": c.fingerprint()}
+                for c in corpora
+            ],
+            "metadata": metadata,
+        }
+        (out_dir / HISTORY_FILE).unlink(missing_ok=True)
     steps = options.tokens // options.batch_tokens
+    if steps == 0:
+        raise SAEError(f"--tokens {options.tokens:,} is less than one batch of {options.batch_tokens:,} tokens")
     trainer = SAETrainer(
         cfg=SAETrainerConfig(
             total_training_samples=steps * options.batch_tokens,
@@ -210,43 +349,73 @@ def train_sae(
             dead_feature_window=options.dead_window_steps,
             feature_sampling_window=max(1, steps),
             n_batches_for_norm_estimate=1,
+            device=options.device,
             logger=LoggingConfig(log_to_wandb=False),
         ),
-        sae=_build_sae(options, lm, model_name),
-        data_provider=batches,
+        sae=_build_sae(options, lm.d_model, model_name),
+        data_provider=iter(()),
     )
-    first = [next(batches) for _ in range(4)]
-    _calibrate(trainer, first, lm.d_model)
-    pending = iter(first)  # the calibration batches are trained on too
-    checkpoint_every = max(1, steps // (options.checkpoints + 1)) if options.checkpoints else 0
+    if resume:
+        folder = _checkpoint_folder(out_dir)
+        assert folder is not None  # resume_state checked it
+        trainer.sae.load_weights_from_checkpoint(folder)
+        trainer.load_trainer_state(folder)
+        batches = stream.batches(trainer.n_training_steps)
+    else:
+        batches = stream.batches(0)
+        first = [next(batches) for _ in range(4)]
+        _calibrate(trainer, first, lm.d_model)
+        if start_from is not None:
+            _start_from(trainer, start_from)
+        batches = chain(first, batches)  # the calibration batches are trained on too
+    checkpoint_every = max(1, options.checkpoint_tokens // options.batch_tokens)
     started, completed = time.monotonic(), False
-    try:
-        while trainer.n_training_steps < steps:
+
+    def checkpoint() -> None:
+        elapsed = float(state.get("seconds", 0.0)) + (time.monotonic() - started)  # type: ignore[arg-type]
+        info = {**metadata, "training_tokens": trainer.n_training_samples, "training_seconds": round(elapsed, 1)}
+        save_sae(trainer, out_dir, options, {**info, "completed": trainer.n_training_steps >= steps})
+        _save_checkpoint(trainer, out_dir, {**state, "seconds": elapsed})
+        metrics = _evaluate(lm, out_dir, options, heldout, model_name)
+        entry = CheckpointReport(trainer.n_training_samples, round(elapsed, 1), metrics)
+        with (out_dir / HISTORY_FILE).open("a", encoding="utf-8") as f:
+            f.write(json.dumps({"tokens": entry.tokens, "seconds": entry.seconds,
+                                "metrics": {k: v.as_dict() for k, v in metrics.items()}}) + "\n")
+        on_checkpoint(entry)
+
+    with _stop_requests() as stop_requested:
+        while trainer.n_training_steps < steps and not stop_requested():
             trainer.maybe_reset_sparsity()
-            batch = next(pending, None)
-            output = trainer.step(batch if batch is not None else next(batches))
+            output = trainer.step(next(batches))
             trainer.n_training_steps += 1
             report(_progress(trainer, output, steps * options.batch_tokens))
-            if checkpoint_every and trainer.n_training_steps % checkpoint_every == 0:
-                save_sae(
-                    trainer,
-                    out_dir,
-                    options,
-                    {**metadata, "training_tokens": trainer.n_training_samples, "completed": False},
-                )
-        completed = True
-    except KeyboardInterrupt:
-        pass
+            if trainer.n_training_steps % checkpoint_every == 0 and trainer.n_training_steps < steps:
+                checkpoint()
+        completed = trainer.n_training_steps >= steps
     trainer.set_final_sae_metadata()
     seconds = time.monotonic() - started
-    metadata |= {
-        "training_tokens": trainer.n_training_samples,
-        "completed": completed,
-        "training_seconds": round(seconds, 1),
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    save_sae(trainer, out_dir, options, metadata)
+    if completed:
+        metadata = {**metadata, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    checkpoint()
+    metadata = {**metadata, "training_tokens": trainer.n_training_samples, "completed": completed}
     return TrainResult(out_dir, trainer.n_training_samples, seconds, completed, metadata)
+
+
+@contextlib.contextmanager
+def _stop_requests() -> Iterator[Callable[[], bool]]:
+    """Ctrl+C (SIGINT) and SIGTERM ask training to stop after the current step, so the
+    checkpoint written then is consistent (a step cut in half would not be). Outside the main
+    thread signals cannot be caught; training then runs to the end."""
+    asked = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield asked.is_set
+        return
+    previous = {sig: signal.signal(sig, lambda _s, _f: asked.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield asked.is_set
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @torch.no_grad()
