@@ -48,3 +48,28 @@ def test_function_word_features_are_not_topical():
     assert readable_label(f)[1] is False
     writes_that = info([context("so that it", "that")], promoted=(" that", "That"), output_score=0.3)
     assert readable_label(writes_that) == ("→ writes: that", False)
+
+
+def test_contexts_that_share_no_word_give_one_word_and_no_lens():
+    f = info([context("the toad sat under a stone", "toad"), context("a cuckoo called from the hedge", "cuckoo"),
+              context("torn to shreds by the wind", "shreds"), context("he lit the hookah slowly", "hookah"),
+              context("the bishop of the diocese", "bishop"), context("she sold her tickets", "tickets")])
+    label, topical = readable_label(f)
+    assert "," not in label and not topical
+
+
+def test_words_the_contexts_agree_on_make_the_label():
+    f = info([context("the bees swarmed out of the hive", "bees"), context("honey dripped from the comb of the bees", "bees"),
+              context("a hive of wild bees in the oak", "hive"), context("the keeper lifted the hive lid", "hive"),
+              context("a lorry passed on the road", "lorry")])
+    label, topical = readable_label(f)
+    assert label.split(", ")[:2] == ["bees", "hive"] and "lorry" not in label and topical
+
+
+def test_slurs_never_make_a_label():
+    from tinymorph.labels import SLURS
+
+    word = sorted(SLURS)[0]
+    f = info([context(f"the {word} ran past the river", word), context(f"a {word} by the river", word),
+              context("down to the river bank", "river")])
+    assert word not in readable_label(f)[0].split(", ")

@@ -77,8 +77,14 @@ class FeatureInfo:
     (`tinymorph.sae.output_score.probe_concept_rates`); None when not measured."""
 
     topical: bool | None = None
-    """Whether its label names content words (`tinymorph.labels`): False for features of
-    punctuation and function words, which the feature lens leaves out; None when not labelled."""
+    """Whether its label names content words its contexts agree on (`tinymorph.labels`): False
+    for features of punctuation and function words and for features whose contexts share no
+    word, which the feature lens leaves out; None when not labelled."""
+
+    context_words: tuple[tuple[str, float, float], ...] = ()
+    """The content words near the peaks of all its scanned top contexts (`labels.context_words`):
+    (word, weight, share of contexts it appears in), heaviest first. Kept because the shown
+    `contexts` are only those whose licence allows quoting them; the label uses every context."""
 
     @property
     def steers(self) -> bool:
@@ -145,6 +151,7 @@ def _encode(f: FeatureInfo) -> dict[str, object]:
         **({"output_score": round(f.output_score, SCORE_DIGITS)} if f.output_score is not None else {}),
         **({"concept_rate": round(f.concept_rate, 3)} if f.concept_rate is not None else {}),
         **({"topical": f.topical} if f.topical is not None else {}),
+        **({"words": [list(w) for w in f.context_words]} if f.context_words else {}),
     }
 
 
@@ -172,6 +179,7 @@ def load_feature_data(folder: Path, d_sae: int | None = None) -> FeatureData:
                 output_score=float(raw["output_score"]) if raw.get("output_score") is not None else None,
                 concept_rate=float(raw["concept_rate"]) if raw.get("concept_rate") is not None else None,
                 topical=bool(raw["topical"]) if raw.get("topical") is not None else None,
+                context_words=tuple((str(w), float(v), float(sh)) for w, v, sh in raw.get("words", ())),
             )
             for i, raw in enumerate(data["features"])
         )

@@ -9,7 +9,10 @@ Speer 2022); no torch, no model: labels are rebuilt from the feature file alone
   is an output feature: "→ writes: gold, metals, bullion", its promoted tokens that are English
   words.
 - Any other is a detector: the English content words where it fires across its top contexts,
-  "county, town, state". Contexts count more than single tokens: the words around the strongest
+  "county, town, state", if its contexts agree on them: each word must appear near the peak
+  of at least `AGREE_SHARE` of them. When they agree on none, the label is the one strongest
+  word and the feature is not topical (the lens leaves it out): one word says less than three
+  unrelated ones. Contexts count more than single tokens: the words around the strongest
   token count too (a feature that fires on "the" in "the banks of the Danube" is about rivers,
   not about "the"), each weighted by the activation there, by closeness to the peak, and by how
   rare the word is in English (function words weigh nothing, so they never make a label).
@@ -23,7 +26,7 @@ content words, or that writes only function words, is not topical: the feature l
 import dataclasses
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from tinymorph.features import STEERS_SCORE, FeatureContext, FeatureData, FeatureInfo
 
@@ -32,6 +35,14 @@ ENGLISH_ZIPF = 2.5
 FUNCTION_ZIPF = 6.3
 """From this Zipf frequency up a word is a function word ("and" 7.4, "about" 6.4; "time" 6.3)."""
 LABEL_WORDS = 3
+LENS_WORDS = 2
+"""Words of a label the feature lens shows beside the cursor."""
+KEPT_WORDS = 8
+"""Context words kept per feature in the feature file (`FeatureInfo.context_words`)."""
+AGREE_SHARE = 0.25
+"""Least fraction of a feature's top contexts a word must appear in (near the peak) to be part of
+its label: words its contexts agree on. Chosen on the lens development sentences
+(docs/evals/lens-topics.toml, [[dev]] only)."""
 WINDOW = 2
 """Words on each side of a context's peak that count (at `NEAR` of the peak word's weight)."""
 NEAR = 0.35
@@ -48,9 +59,22 @@ def _zipf(word: str) -> float:
     return float(zipf_frequency(word, "en"))
 
 
+SLURS = frozenset({
+    "nigger", "niggers", "nigga", "niggas", "negro", "negroes", "darkey", "darkeys", "darky", "coon", "coons",
+    "kike", "kikes", "chink", "chinks", "gook", "gooks", "spic", "spics", "wetback", "wetbacks", "raghead",
+    "faggot", "faggots", "fag", "fags", "dyke", "dykes", "tranny", "retard", "retards", "squaw", "squaws",
+    "injun", "injuns", "redskin", "redskins", "jap", "japs", "wop", "wops", "dago", "dagos", "paki", "pakis",
+})
+"""Words never shown as labels: slurs, which the 19th-century books use. A label is read beside
+the writer's own text; it must not put such a word there."""
+
+
 def english(word: str) -> bool:
-    """True for a lower-case English word: ASCII letters, more than one, used in English."""
-    return len(word) > 1 and word.isascii() and word.isalpha() and _zipf(word) >= ENGLISH_ZIPF
+    """True for a lower-case English word: ASCII letters, more than one, used in English, not a
+    slur (`SLURS`)."""
+    return (
+        len(word) > 1 and word.isascii() and word.isalpha() and word not in SLURS and _zipf(word) >= ENGLISH_ZIPF
+    )
 
 
 def content_word(word: str) -> bool:
@@ -83,15 +107,47 @@ def _words_near_peak(c: FeatureContext) -> Iterable[tuple[str, float, bool]]:
             yield word.lower(), (0.3 + act) * (1.0 if k == peak else NEAR), k == peak and on_word
 
 
-def fires_on(info: FeatureInfo) -> list[str]:
-    """The English content words where `info` fires, strongest first."""
+def context_words(contexts: Sequence[FeatureContext]) -> tuple[tuple[str, float, float], ...]:
+    """The English content words near the peaks of `contexts`: (word, weight, share), heaviest
+    first, at most `KEPT_WORDS`. The weight sums, over contexts, the word's weight near the peak
+    (`_words_near_peak`) times how rare it is in English; the share is the fraction of contexts
+    in which it appears near the peak (how much the contexts agree on it)."""
     weights: dict[str, float] = defaultdict(float)
-    for c in info.contexts:
+    seen: dict[str, int] = defaultdict(int)
+    for c in contexts:
+        here = set()
         for word, weight, _at_peak in _words_near_peak(c):
             if content_word(word):
                 rarity = min(1.0, (FUNCTION_ZIPF - _zipf(word)) / 2.0)  # 0 for function words, 1 for rarer
                 weights[word] += weight * rarity
-    return sorted(weights, key=lambda w: (-weights[w], w))
+                here.add(word)
+        for word in here:
+            seen[word] += 1
+    ranked = sorted(weights, key=lambda w: (-weights[w], w))[:KEPT_WORDS]
+    return tuple((w, round(weights[w], 4), round(seen[w] / len(contexts), 4)) for w in ranked)
+
+
+def _context_words(info: FeatureInfo) -> tuple[tuple[str, float, float], ...]:
+    # Built feature data keeps the words of every scanned context (some not quotable); older
+    # files have only the shown contexts.
+    return info.context_words or (context_words(info.contexts) if info.contexts else ())
+
+
+def fires_on(info: FeatureInfo) -> list[str]:
+    """The English content words where `info` fires, strongest first."""
+    return [w for w, _weight, _share in _context_words(info)]
+
+
+def agreeing_words(info: FeatureInfo) -> list[str]:
+    """The words where `info` fires that its contexts agree on: each near the peak of at least
+    `AGREE_SHARE` of them, strongest first. Empty when the contexts share no content word (a
+    label made from them would be unrelated words)."""
+    return [w for w, _weight, share in _context_words(info) if share >= AGREE_SHARE]
+
+
+def agreement(info: FeatureInfo) -> float:
+    """The largest share of contexts that one content word appears in near the peak, 0..1."""
+    return max((share for _w, _weight, share in _context_words(info)), default=0.0)
 
 
 def fires_on_content(info: FeatureInfo) -> bool:
@@ -120,15 +176,27 @@ def readable_label(info: FeatureInfo) -> tuple[str, bool]:
     if info.output_score is not None and info.output_score >= STEERS_SCORE and promoted:
         words = promoted[:LABEL_WORDS]
         return "→ writes: " + ", ".join(words), any(content_word(w) for w in words)
-    found = fires_on(info)[:LABEL_WORDS]
+    found = agreeing_words(info)[:LABEL_WORDS]
     if found:
         # Topical when it fires on content words, or when it fires just before them (on "the" in
         # "the banks of the Danube") and its decoder direction says what comes next in English.
         next_words = sum(content_word(w) for w in promoted)
         return ", ".join(found), fires_on_content(info) or next_words >= PROMOTED_CONTENT
+    scattered = fires_on(info)[:1]
+    if scattered:
+        # The contexts agree on no word: one word says less than three unrelated ones, and the
+        # lens leaves the feature out.
+        return scattered[0], False
     if promoted:
         return "→ before: " + ", ".join(promoted[:LABEL_WORDS]), False
     return "no English words", False
+
+
+def lens_label(label: str) -> str:
+    """A feature's label as the feature lens shows it: its first LENS_WORDS words ("→ writes:"
+    and "→ before:" dropped)."""
+    text = label.removeprefix("→ writes:").removeprefix("→ before:").strip()
+    return ", ".join(w.strip() for w in text.split(",")[:LENS_WORDS])
 
 
 def relabel(data: FeatureData) -> FeatureData:

@@ -19,3 +19,20 @@ def test_the_lens_averages_the_last_positions_and_forgets_older_ones():
 
 def test_the_lens_is_empty_before_any_position_is_encoded():
     assert summarize([None, None]) == ()
+
+
+def test_a_label_is_shown_once_and_a_weak_lens_is_silent():
+    rows = [((1, 0.9), (2, 0.8), (3, 0.5), (4, 0.4))] * LENS_TOKENS
+    groups = [0, 1, 1, 3, 4]  # 2 has the label of 1 ("sea, sick · sea, sick" would stutter)
+    assert [i for i, _ in summarize(rows, groups)] == [1, 3, 4]
+    assert [i for i, _ in summarize(rows, groups, min_score=0.45)] == [1, 3]
+    assert summarize(rows, groups, min_score=0.95) == ()  # nothing says enough: silence
+
+
+def test_label_groups_join_features_whose_shown_labels_match():
+    from tinymorph.engine.lens import label_groups
+    from tinymorph.features import FeatureData, FeatureInfo
+
+    labels = ["sea, sick, waves", "→ writes: sea, sick", "bees, honey", "sea, ships"]
+    data = FeatureData("s", "m", "h", 1, tuple(FeatureInfo(i, lab, 0.01, 1.0, (), (), ()) for i, lab in enumerate(labels)))
+    assert label_groups(data) == [0, 0, 2, 3]

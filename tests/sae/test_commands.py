@@ -50,3 +50,28 @@ def test_sae_eval_reads_one_file_of_the_writers_own_text(tiny_model_dir, tmp_pat
     assert "tokens of all of my notes.markdown" in " ".join(capsys.readouterr().out.split())  # the table wraps
     metrics = json.loads((sae_dir / "metrics.json").read_text())
     assert metrics["split"] == "all" and metrics["tokens"] > 0 and metrics["corpus"] == str(mine)
+
+
+def test_features_lens_prints_and_writes_what_the_editor_would_show(tiny_model_dir, tiny_corpus, tmp_path, capsys,
+                                                                     monkeypatch):
+    from tinymorph.sae import corpus
+
+    monkeypatch.setattr(corpus, "HELDOUT_MODULUS", 2)
+    sae_dir = save_topk_sae(tmp_path / "sae", model_name="")
+    common = ["--sae", str(sae_dir), "--model", str(tiny_model_dir)]
+    assert main(["features", "build", str(tiny_corpus), "--seq-len", "32", "--tokens", "300", *common]) == 0
+    text = "The sea was calm and the boats came home."
+    assert main(["features", "lens", text, "--json", str(tmp_path / "lens.json"), *common]) == 0
+    result = json.loads((tmp_path / "lens.json").read_text())
+    assert result["text"] == text and len(result["features"]) <= 3
+    scores = [f["score"] for f in result["features"]]
+    assert scores == sorted(scores, reverse=True)
+    labels = [f["label"] for f in result["features"]]
+    assert len(set(labels)) == len(labels)  # a label once
+    assert all(set(f) == {"index", "label", "score"} for f in result["features"])
+    notes = tmp_path / "notes.txt"
+    notes.write_text("The sea was calm. She wrote her letters at night!\nThe committee argued.")
+    assert main(["features", "lens", "--file", str(notes), "--json", str(tmp_path / "file.json"), *common]) == 0
+    per_sentence = json.loads((tmp_path / "file.json").read_text())
+    assert [r["text"].rstrip().rsplit(" ", 1)[-1] for r in per_sentence] == ["calm.", "night!", "argued."]
+    assert main(["features", "lens", *common]) != 0  # neither TEXT nor --file

@@ -72,3 +72,15 @@ def test_search_by_activation_finds_what_fires_on_the_text(tiny_lm, built):
     assert scores[int(expected.argmax())] == pytest.approx(float(expected.max()), rel=1e-5)
     hits = search_features(tiny_lm, sae, data, text, limit=5)
     assert hits and all(h.activation > 0 or h.text_score > 0 for h in hits)
+
+
+def test_only_quotable_text_is_quoted_but_all_text_makes_the_labels(tiny_lm, built):
+    sae, seqs, data = built
+    quotable = [i % 2 == 0 for i in range(len(seqs))]
+    limited = build_feature_data(tiny_lm, sae, seqs, quotable=quotable, batch=4)
+    texts = {i: "".join(tiny_lm.tokenizer.decode(s[1:])) for i, s in enumerate(seqs)}
+    for full, part in zip(data.features, limited.features, strict=True):
+        assert part.context_words == full.context_words and part.label == full.label
+        for c in part.contexts:  # each quoted context comes from an even (quotable) sequence
+            assert any(c.text.strip() in texts[i] for i in texts if quotable[i])
+    assert sum(len(f.contexts) for f in limited.features) < sum(len(f.contexts) for f in data.features)

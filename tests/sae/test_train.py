@@ -4,8 +4,8 @@ starts from a trained SAE."""
 
 import json
 import os
-import signal
 import shutil
+import signal
 
 import pytest
 import torch
@@ -76,7 +76,8 @@ def test_training_writes_sae_lens_format_checkpoints_and_learns(tiny_lm, tiny_ma
     assert [c.tokens for c in checkpoints] == [1280, 2560, 3840, 5120, 6144]
     history = [json.loads(line) for line in (tmp_path / "out" / "checkpoints.jsonl").read_text().splitlines()]
     assert [h["tokens"] for h in history] == [c.tokens for c in checkpoints]
-    assert history[-1]["metrics"]["corpus"]["variance_explained"] == checkpoints[-1].metrics["corpus"].variance_explained
+    last = checkpoints[-1].metrics["corpus"]
+    assert history[-1]["metrics"]["corpus"]["variance_explained"] == last.variance_explained
     sae = load_sae(str(tmp_path / "out"), tiny_manifest, 64, 4)
     seqs = token_sequences(open_corpus(tiny_corpus).chunks("train"), tiny_lm.tokenizer, 32)[:8]
     x = run_to_layer(tiny_lm.model, tiny_lm.model.model.layers, 2, torch.tensor(seqs))[:, 1:].reshape(-1, 64).float()

@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tinymorph.cli_common import add_model_options, add_sae_option, load_cli_model, settings_from_args
+from tinymorph.commands import lens as lens_commands
 from tinymorph.domain import SaeSource
 from tinymorph.errors import SAEError
 from tinymorph.features import (
@@ -150,21 +151,33 @@ def run_search(args: argparse.Namespace) -> int:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from tinymorph.sae.corpus import heldout_sequences, open_corpus
+    from tinymorph.sae.corpus import open_corpus, tagged_heldout_sequences
     from tinymorph.sae.feature_data import build_feature_data
 
     console = Console(stderr=True)
-    corpus = open_corpus(args.corpus, args.exclude)
+    corpora = [open_corpus(path, args.exclude) for path in args.corpus]
     lm, sae, _manifest = load_cli_sae(args, console)
-    sequences = heldout_sequences(corpus, lm.tokenizer, args.seq_len, args.tokens)
+    sequences: list[list[int]] = []
+    quotable: list[bool] = []
+    for corpus in corpora:  # the token budget shared evenly
+        seqs, flags = tagged_heldout_sequences(
+            corpus, lm.tokenizer, args.seq_len, args.tokens // len(corpora), args.quote or ("*",)
+        )
+        sequences += seqs
+        quotable += flags
     out = args.out or feature_folder(args)
     out.mkdir(parents=True, exist_ok=True)
     with Progress(console=console) as progress:
         task = progress.add_task("scanning held-out text", total=len(sequences))
-        data = build_feature_data(lm, sae, sequences, report=lambda done, _t: progress.update(task, completed=done))
+        data = build_feature_data(
+            lm, sae, sequences, quotable=quotable, report=lambda done, _t: progress.update(task, completed=done)
+        )
     path = data.save(out)
     dead = sum(f.dead for f in data.features)
-    console.print(f"{len(data)} features, {data.tokens_scanned:,} tokens scanned, {dead} never active -> {path}")
+    console.print(
+        f"{len(data)} features, {data.tokens_scanned:,} tokens scanned ({sum(quotable):,} of {len(quotable):,} "
+        f"sequences quotable), {dead} never active -> {path}"
+    )
     return 0
 
 
@@ -227,8 +240,15 @@ def main(argv: list[str]) -> int:
     search.add_argument("--limit", type=int, default=10)
     search.add_argument("--no-model", action="store_true", help="search labels and contexts only (no model load)")
     build = sub.add_parser("build", help="build the feature data (labels, contexts, logit effects) of an SAE")
-    build.add_argument("corpus", type=Path, help="folder of text; its held-out side is scanned")
-    build.add_argument("--tokens", type=int, default=400_000, help="held-out tokens to scan (default 400,000)")
+    build.add_argument("corpus", type=Path, nargs="+", help="folders of text; their held-out sides are scanned")
+    build.add_argument(
+        "--tokens", type=int, default=400_000, help="held-out tokens to scan, shared by the folders (default 400,000)"
+    )
+    build.add_argument(
+        "--quote", action="append", metavar="GLOB",
+        help="only files whose name matches may be quoted in the dashboards' contexts (repeatable; default: all). "
+        "Labels use every file's contexts.",
+    )
     build.add_argument("--seq-len", type=int, default=128)
     build.add_argument("--exclude", action="append", default=[], metavar="GLOB")
     build.add_argument("--out", type=Path, help="folder for features.json.gz (default: beside the SAE)")
@@ -243,9 +263,10 @@ def main(argv: list[str]) -> int:
     score.add_argument("--strength", type=float, default=0.2, help="steering strength (default 0.2)")
     score.add_argument("--exclude", action="append", default=[], metavar="GLOB")
     label = sub.add_parser("label", help="make the readable labels again from the feature file (no model)")
-    for p in (show, search, build, score, label):
+    for p in (show, search, build, score, label, *lens_commands.add_parsers(sub)):
         add_sae_option(p)
         add_model_options(p)
     args = parser.parse_args(argv)
-    actions = {"show": run_show, "search": run_search, "build": run_build, "score": run_score, "label": run_label}
+    actions = {"show": run_show, "search": run_search, "build": run_build, "score": run_score, "label": run_label,
+               **lens_commands.ACTIONS}
     return actions[args.action](args)

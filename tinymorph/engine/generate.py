@@ -23,7 +23,7 @@ prefix too.
 import copy
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -32,7 +32,7 @@ from transformers import DynamicCache
 from tinymorph.domain import SteeringSpec
 from tinymorph.engine.concepts import ConceptWords
 from tinymorph.engine.continuation import cut_continuation, loops
-from tinymorph.engine.lens import LENS_TOKENS, LensRow, encode_rows, summarize
+from tinymorph.engine.lens import LENS_TOKENS, MIN_LENS_SCORE, LensRow, encode_rows, summarize
 from tinymorph.engine.protocol import SuggestionReady, SuggestRequest
 from tinymorph.engine.ranking import ConceptMeter, reading
 from tinymorph.lm.model import LoadedModel, decoder_layers, torch_threads
@@ -109,12 +109,14 @@ class Generator:
     def __init__(
         self, lm: LoadedModel, context_tokens: int, sae: FeatureSource | None = None,
         max_acts: torch.Tensor | None = None, steer_prompt: bool = False, lens_weights: torch.Tensor | None = None,
+        lens_groups: Sequence[int] | None = None,
         sampler: Callable[[torch.Tensor, float, torch.Generator], torch.Tensor] | None = None,
         prefill_threads: int = 0,
     ) -> None:
         """`sae` (optional) gives steering by feature and the feature lens; `max_acts` (d_sae,)
         scales activations to fractions of each feature's max on held-out text, and the lens
-        multiplies those by `lens_weights` (d_sae,) (`lens_weights`; default: all 1). `sampler`
+        multiplies those by `lens_weights` (d_sae,) (`lens_weights`; default: all 1) and shows one
+        feature of each `lens_groups` entry (`label_groups`; default: each its own). `sampler`
         replaces `sample` (the benchmark runs the sampling this replaced, beside it).
         `steer_prompt`: steer every context position too (the prefix cache is then rebuilt
         whenever the steering changes); by default steering starts at the last context token.
@@ -129,6 +131,7 @@ class Generator:
         self.max_acts = max_acts
         self.steer_prompt = steer_prompt
         self.lens_weights = lens_weights
+        self.lens_groups = lens_groups
         self.sample = sampler or sample
         self.prefill_threads = prefill_threads
         self.words = ConceptWords(lm)
@@ -155,7 +158,17 @@ class Generator:
     def lens(self, last: LensRow = None) -> tuple[tuple[int, float], ...]:
         """The feature lens at the cursor (`engine.lens.summarize`) over the prefix's rows and
         `last`, the row of the context's last token; empty without an SAE."""
-        return summarize([*(self._prefix.lens if self._prefix is not None else []), last])
+        rows = [*(self._prefix.lens if self._prefix is not None else []), last]
+        return summarize(rows, self.lens_groups, MIN_LENS_SCORE)
+
+    @torch.no_grad()
+    def lens_of(self, text: str) -> tuple[tuple[int, float], ...]:
+        """The feature lens with the cursor at the end of `text`, as the editor shows it: the
+        context runs through `prefill` (reusing the KV cache of the previous call) and the rows of
+        its last LENS_TOKENS tokens are summarized. (index, score) best first; empty without an
+        SAE."""
+        self.prefill(self.context_ids(text))
+        return self.lens()
 
     def prefill(
         self, ids: list[int], steering_key: tuple = (), logits: bool = False

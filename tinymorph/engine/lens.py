@@ -2,16 +2,18 @@
 
 Owns: scaling SAE activations to fractions of each feature's held-out max, weighing them by how
 much a feature says about the writer's text (`lens_weights`), keeping each position's strongest
-features (`encode_rows`) and summing the last LENS_TOKENS positions into the few the editor shows
-(`summarize`). `Generator` keeps one row per context position in its prefix cache, so a keystroke
-encodes only its new tokens. Imports torch; no Textual, no store.
+features (`encode_rows`) and summing the last LENS_TOKENS positions into the few the editor
+shows, each label once and none below MIN_LENS_SCORE (`summarize`). `Generator` keeps one row per
+context position in its prefix cache, so a keystroke encodes only its new tokens. Imports torch; no Textual, no store.
 """
 
 import math
+from collections.abc import Sequence
 
 import torch
 
 from tinymorph.features import FeatureData
+from tinymorph.labels import agreement, lens_label
 from tinymorph.lm.steering import FeatureSource
 
 LENS_TOKENS = 12
@@ -21,6 +23,11 @@ LENS_FEATURES = 3
 """Features the lens reports (`FeaturesLit`), best first."""
 _LENS_KEEP = 16
 """Strongest features kept per position for the lens."""
+FULL_AGREEMENT = 0.5
+"""A feature whose label word appears near the peak of this share of its contexts (or more)
+weighs fully in the lens; less agreement weighs proportionally less."""
+MIN_LENS_SCORE = 0.0
+"""The least score (`summarize`) of a feature the lens shows; below it, silence."""
 
 LensRow = tuple[tuple[int, float], ...] | None
 """(feature, activation) pairs of one position, strongest first; None where not encoded (BOS)."""
@@ -35,13 +42,23 @@ def max_act_tensor(data: FeatureData) -> torch.Tensor:
 def lens_weights(data: FeatureData) -> torch.Tensor:
     """(d_sae,) how much a feature lighting up says about the writer's text, for the feature lens:
     its inverse density ln(1/density) / ln(10^4) (as idf weighs words: a feature firing on 1 token
-    in 10^4 says more than one firing on 1 in 30, as feature search weighs them), and 0 for dense
-    features (active on > 10% of tokens) and features of punctuation and function words
-    (`FeatureInfo.topical` False)."""
+    in 10^4 says more than one firing on 1 in 30, as feature search weighs them) times how much
+    its contexts agree on its label words (`labels.agreement`, full weight from FULL_AGREEMENT
+    up), and 0 for dense features (active on > 10% of tokens) and for features that are not
+    topical (`FeatureInfo.topical` False: punctuation, function words, contexts that share no
+    word)."""
     density = torch.tensor([max(f.density, 1e-6) for f in data.features])
     idf = (1 / density).log() / math.log(1e4)  # (F,)
     keep = torch.tensor([not f.dense and f.topical is not False and not f.dead for f in data.features])
-    return idf.clamp(min=0) * keep
+    agree = torch.tensor([min(1.0, agreement(f) / FULL_AGREEMENT) if f.context_words else 1.0 for f in data.features])
+    return idf.clamp(min=0) * keep * agree
+
+
+def label_groups(data: FeatureData) -> list[int]:
+    """(d_sae,) for each feature the index of the first feature with the same shown label, so that
+    the lens shows a label once (`summarize`)."""
+    first: dict[str, int] = {}
+    return [first.setdefault(lens_label(f.label), f.index) for f in data.features]
 
 
 def encode_rows(
@@ -69,13 +86,27 @@ def encode_rows(
     return rows
 
 
-def summarize(rows: list[LensRow]) -> tuple[tuple[int, float], ...]:
-    """The LENS_FEATURES features that say the most about the last LENS_TOKENS of `rows` (one per
-    position, oldest first): (index, score), best first, the score being the mean over the encoded
-    positions among them of the weighted activation (`encode_rows`)."""
+def summarize(
+    rows: list[LensRow], groups: Sequence[int] | None = None, min_score: float = 0.0
+) -> tuple[tuple[int, float], ...]:
+    """The at most LENS_FEATURES features that say the most about the last LENS_TOKENS of `rows`
+    (one per position, oldest first): (index, score), best first, the score being the mean over
+    the encoded positions among them of the weighted activation (`encode_rows`). Features scoring
+    below `min_score` are left out (the lens prefers silence to noise), and of features in the
+    same `groups` entry (the same label, `label_groups`) only the best is kept."""
     kept = [r for r in rows[-LENS_TOKENS:] if r]
     total: dict[int, float] = {}
     for row in kept:
         for i, v in row:
             total[i] = total.get(i, 0.0) + v
-    return tuple((i, v / len(kept)) for i, v in sorted(total.items(), key=lambda kv: -kv[1])[:LENS_FEATURES])
+    shown: list[tuple[int, float]] = []
+    seen: set[int] = set()
+    for i, v in sorted(total.items(), key=lambda kv: -kv[1]):
+        score = v / len(kept)
+        group = groups[i] if groups is not None else i
+        if score < min_score or len(shown) == LENS_FEATURES:
+            break
+        if group not in seen:
+            seen.add(group)
+            shown.append((i, score))
+    return tuple(shown)

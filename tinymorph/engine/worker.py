@@ -19,7 +19,7 @@ from tinymorph.domain import SteeringSpec
 from tinymorph.engine.concepts import build_concept
 from tinymorph.engine.directions import more_like_this
 from tinymorph.engine.generate import Generator
-from tinymorph.engine.lens import lens_weights, max_act_tensor
+from tinymorph.engine.lens import label_groups, lens_weights, max_act_tensor
 from tinymorph.engine.protocol import (
     CompareRequest,
     ComparisonReady,
@@ -122,7 +122,8 @@ def serve(config: WorkerConfig, requests: "queue.Queue[Request]", emit: Callable
     sae, data, sae_message, folder = _load_sae(config, lm, emit)
     max_acts = max_act_tensor(data) if data is not None else None
     weights = lens_weights(data) if data is not None else None
-    generator = Generator(lm, config.context_tokens, sae, max_acts, lens_weights=weights,
+    groups = label_groups(data) if data is not None else None
+    generator = Generator(lm, config.context_tokens, sae, max_acts, lens_weights=weights, lens_groups=groups,
                           prefill_threads=config.burst_threads)
     emit(WorkerReady(
         lm.name, time.perf_counter() - t0, lm.hook_layer, lm.d_model, generator.context_tokens,

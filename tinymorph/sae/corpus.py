@@ -45,12 +45,17 @@ class Corpus:
 
     def chunks(self, split: Split) -> Iterator[str]:
         """The text chunks of one side of the split ("all": both), in file order."""
+        for _path, chunk in self.file_chunks(split):
+            yield chunk
+
+    def file_chunks(self, split: Split) -> Iterator[tuple[Path, str]]:
+        """(file, chunk) for the chunks of one side of the split, in file order."""
         for path in self.files:
             rel = path.relative_to(self.root).as_posix()
             for index, chunk in enumerate(_chunk(_read(path))):
                 held = zlib.crc32(f"{rel}:{index}".encode()) % HELDOUT_MODULUS == 0
                 if split == "all" or held == (split == "heldout"):
-                    yield chunk
+                    yield path, chunk
 
 
 def open_corpus(root: Path, exclude: Sequence[str] = ()) -> Corpus:
@@ -123,6 +128,24 @@ def heldout_sequences(
         hint = "" if split == "all" else " (for text the SAE was not trained on, --split all reads all of it)"
         raise SAEError(f"{side} {corpus.root} gives no sequence of {seq_len} tokens{hint}")
     return sequences
+
+
+def tagged_heldout_sequences(
+    corpus: Corpus, tokenizer: PreTrainedTokenizerBase, seq_len: int, tokens: int, quotable: Sequence[str] = ("*",)
+) -> tuple[list[list[int]], list[bool]]:
+    """As `heldout_sequences`, with a flag per sequence: True when its file's name matches one of
+    the `quotable` glob patterns (text whose licence allows quoting it in shipped dashboards).
+    Raises SAEError if the held-out side gives no full sequence."""
+    tagged = [
+        (seq, any(fnmatch(path.name, pat) for pat in quotable))
+        for path, chunk in corpus.file_chunks("heldout")
+        for seq in token_sequences(iter([chunk]), tokenizer, seq_len)
+    ]
+    random.Random(0).shuffle(tagged)
+    tagged = tagged[: max(1, tokens // (seq_len - 1))]
+    if not tagged:
+        raise SAEError(f"the held-out side of {corpus.root} gives no sequence of {seq_len} tokens")
+    return [s for s, _q in tagged], [q for _s, q in tagged]
 
 
 def spread_prompts(

@@ -7,18 +7,19 @@ unembedding, the "logit lens" of nostalgebraist 2020 as Neuronpedia's dashboards
 a label made from both (`tinymorph.labels`). No network model. No Textual, no store.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
 from tinymorph.features import FeatureContext, FeatureData, FeatureInfo
-from tinymorph.labels import relabel
+from tinymorph.labels import context_words, relabel
 from tinymorph.lm.hooks import hook_name_for_layer, run_to_layer
 from tinymorph.lm.model import LoadedModel, decoder_layers
 from tinymorph.sae.loading import LoadedSAE
 
 TOP_CONTEXTS = 24
-"""Contexts kept per feature while scanning (labels use all; the file keeps `SHOWN_CONTEXTS`)."""
+"""Contexts kept per feature while scanning (labels use all; the file keeps `SHOWN_CONTEXTS` of
+the quotable ones, and the words of all)."""
 SHOWN_CONTEXTS = 8
 BEFORE, AFTER = 16, 4
 """Tokens shown before and after the peak in a context window."""
@@ -88,11 +89,15 @@ def build_feature_data(
     sae: LoadedSAE,
     sequences: list[list[int]],
     *,
+    quotable: Sequence[bool] | None = None,
     batch: int = 8,
     report: Callable[[int, int], None] = lambda _done, _total: None,
 ) -> FeatureData:
     """Scan `sequences` (BOS-prefixed token lists of equal length, held-out text) and build the
-    feature data of `sae`. `report(sequences_done, total)` is called after every batch.
+    feature data of `sae`. Labels are made from the top contexts in all sequences; the contexts
+    kept in the file (quoted by dashboards) only from sequences whose `quotable` entry is True
+    (default: all), so text whose licence forbids redistribution can train labels without being
+    shipped. `report(sequences_done, total)` is called after every batch.
     Memory: ~0.5 KB per scanned token (the per-token top activations)."""
     n_seq, seq_len = len(sequences), len(sequences[0])
     scan = _Scan(sae.d_sae, n_seq, seq_len)
@@ -107,7 +112,7 @@ def build_feature_data(
     top_ids, top_vals, bottom_ids, bottom_vals = logit_effects(lm, sae.directions())
     decode = _Decoder(lm)
     features = tuple(
-        _feature_info(i, scan, sequences, decode, top_ids[i], top_vals[i], bottom_ids[i], bottom_vals[i])
+        _feature_info(i, scan, sequences, quotable, decode, top_ids[i], top_vals[i], bottom_ids[i], bottom_vals[i])
         for i in range(sae.d_sae)
     )
     return relabel(FeatureData(sae.sae_id, sae.model_name, hook_name_for_layer(sae.layer), scan.tokens, features))
@@ -129,6 +134,7 @@ def _feature_info(
     i: int,
     scan: _Scan,
     sequences: list[list[int]],
+    quotable: Sequence[bool] | None,
     decode: _Decoder,
     top_ids: torch.Tensor,
     top_vals: torch.Tensor,
@@ -141,13 +147,18 @@ def _feature_info(
         for s, p, v in zip(scan.top_seq[:, i], scan.top_pos[:, i], scan.top_vals[:, i], strict=False)
         if v > 0
     ]
-    contexts = []
-    for seq, pos, act in ranked[:SHOWN_CONTEXTS]:
+    contexts, shown = [], []
+    for seq, pos, act in ranked:
         lo, hi = max(1, pos - BEFORE), min(len(sequences[seq]), pos + AFTER + 1)
         tokens = tuple(decode(t) for t in sequences[seq][lo:hi])
         acts = tuple(round(100 * scan.act_at(seq, p, i) / max_act) for p in range(lo, hi))
         contexts.append(FeatureContext(tokens, acts, pos - lo, act))
+        if (quotable is None or quotable[seq]) and len(shown) < SHOWN_CONTEXTS:
+            shown.append(contexts[-1])
     promoted = tuple((decode(int(t)), float(v)) for t, v in zip(top_ids, top_vals, strict=False))
     suppressed = tuple((decode(int(t)), float(v)) for t, v in zip(bottom_ids, bottom_vals, strict=False))
     density = float(scan.active[i]) / max(1, scan.tokens)
-    return FeatureInfo(i, "", density, max_act, promoted, suppressed, tuple(contexts))  # labelled by `relabel`
+    # Labelled by `relabel`, from the words of every context (`context_words`), shown or not.
+    return FeatureInfo(
+        i, "", density, max_act, promoted, suppressed, tuple(shown), context_words=context_words(contexts)
+    )

@@ -46,7 +46,7 @@ from tinymorph.errors import SAEError
 from tinymorph.lm.hooks import hook_name_for_layer
 from tinymorph.lm.model import LoadedModel
 from tinymorph.sae.activations import ActivationStream
-from tinymorph.sae.corpus import Corpus, heldout_sequences, open_corpus, shuffled, token_sequences
+from tinymorph.sae.corpus import Corpus, heldout_sequences, open_corpus, token_sequences
 from tinymorph.sae.evaluate import EvalMetrics, evaluate_sae
 from tinymorph.sae.loading import LoadedSAE
 
@@ -202,7 +202,8 @@ def save_sae(trainer: SAETrainer, out_dir: Path, options: TrainOptions, metadata
 def _save_checkpoint(trainer: SAETrainer, out_dir: Path, state: dict[str, object]) -> None:
     """sae-lens's checkpoint into `checkpoint/`, swapped in whole (a crash mid-write leaves the
     previous one), then `train_state.json`."""
-    partial, final, old = out_dir / f"{CHECKPOINT_DIR}.partial", out_dir / CHECKPOINT_DIR, out_dir / f"{CHECKPOINT_DIR}.old"
+    final = out_dir / CHECKPOINT_DIR
+    partial, old = final.with_name(f"{CHECKPOINT_DIR}.partial"), final.with_name(f"{CHECKPOINT_DIR}.old")
     shutil.rmtree(partial, ignore_errors=True)
     trainer.save_checkpoint(partial.name, base_path=out_dir)
     shutil.rmtree(old, ignore_errors=True)
@@ -236,7 +237,9 @@ def resume_state(out_dir: Path) -> tuple[TrainOptions, list[Corpus], dict[str, o
     for entry in state["corpora"]:
         corpus = open_corpus(Path(entry["path"]), entry.get("exclude", []))
         if corpus.fingerprint() != entry["fingerprint"]:
-            raise SAEError(f"the text in {entry['path']} changed since training started; resuming would not repeat the run")
+            raise SAEError(
+                f"the text in {entry['path']} changed since training started; resuming would not repeat the run"
+            )
         corpora.append(corpus)
     return options, corpora, state["metadata"]
 

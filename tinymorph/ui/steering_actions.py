@@ -26,6 +26,7 @@ from tinymorph.engine.protocol import (
 )
 from tinymorph.errors import TinymorphError
 from tinymorph.features import FeatureData, load_feature_data
+from tinymorph.labels import lens_label
 from tinymorph.paths import package_data_dir
 from tinymorph.presets import Preset, SteeringTarget, shipped_directions
 from tinymorph.ui.dialogs import ChoiceScreen, CompareScreen, FeatureSearchScreen, NameScreen
@@ -39,15 +40,12 @@ else:
     _Base = object
 
 LENS_LABEL_CHARS = 24
-LENS_WORDS = 2
 
 
 def short_label(label: str) -> str:
-    """A feature's label for the lens: its first LENS_WORDS words ("→ writes:" dropped), or the
-    writer's own name, trimmed to LENS_LABEL_CHARS."""
-    text = label.removeprefix("→ writes:").removeprefix("→ before:").strip()
-    if "," in text:
-        text = ", ".join(w.strip() for w in text.split(",")[:LENS_WORDS])
+    """A feature's label for the lens (`labels.lens_label`), or the writer's own name, trimmed to
+    LENS_LABEL_CHARS."""
+    text = lens_label(label)
     return text if len(text) <= LENS_LABEL_CHARS else text[: LENS_LABEL_CHARS - 1] + "…"
 
 
