@@ -59,7 +59,8 @@ def test_contexts_that_share_no_word_give_one_word_and_no_lens():
 
 
 def test_words_the_contexts_agree_on_make_the_label():
-    f = info([context("the bees swarmed out of the hive", "bees"), context("honey dripped from the comb of the bees", "bees"),
+    f = info([context("the bees swarmed out of the hive", "bees"),
+              context("honey dripped from the comb of the bees", "bees"),
               context("a hive of wild bees in the oak", "hive"), context("the keeper lifted the hive lid", "hive"),
               context("a lorry passed on the road", "lorry")])
     label, topical = readable_label(f)

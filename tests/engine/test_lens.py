@@ -34,5 +34,6 @@ def test_label_groups_join_features_whose_shown_labels_match():
     from tinymorph.features import FeatureData, FeatureInfo
 
     labels = ["sea, sick, waves", "→ writes: sea, sick", "bees, honey", "sea, ships"]
-    data = FeatureData("s", "m", "h", 1, tuple(FeatureInfo(i, lab, 0.01, 1.0, (), (), ()) for i, lab in enumerate(labels)))
+    features = tuple(FeatureInfo(i, lab, 0.01, 1.0, (), (), ()) for i, lab in enumerate(labels))
+    data = FeatureData("s", "m", "h", 1, features)
     assert label_groups(data) == [0, 0, 2, 3]
