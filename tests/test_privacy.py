@@ -99,7 +99,8 @@ async def test_a_whole_session_opens_no_network_connection(offline, tiny_model_d
     assert main(["features", "search", "harbour", "--sae", str(sae_dir), *model]) == 0
 
     notes = tmp_path / "notes.md"
-    notes.write_text("Out at the harbour")
+    secret = "Quillon marmalade sextant nineteen"  # a sentence no file of tinymorph's may hold
+    notes.write_text(f"{secret}. Out at the harbour")
     from tinymorph.store import Store
 
     store = Store(tmp_path / "store.db")
@@ -113,6 +114,7 @@ async def test_a_whole_session_opens_no_network_connection(offline, tiny_model_d
             if app.model_ready and app.editor.suggestion and app.feature_data is not None:
                 break
         assert app.model_ready and app.editor.suggestion, "no suggestion from the worker"
+        suggestion = app.editor.suggestion
         app.add_feature(3)
         await pilot.press("alt+c")
         await pilot.pause(1.0)
@@ -124,3 +126,11 @@ async def test_a_whole_session_opens_no_network_connection(offline, tiny_model_d
     assert Path(str(offline) + ".installed").exists()  # the worker process ran with the block
     assert not offline.exists(), offline.read_text()
     assert json.loads((tmp_path / "mine" / "tinymorph.json").read_text())["completed"]
+    # No log or other file outside the store (which keeps the journal and versions on purpose)
+    # holds the writer's text or a suggestion, at the default log level.
+    for path in [*tmp_path.rglob("*")]:
+        if path.is_file() and path != notes and not path.name.startswith("store.db"):
+            data = path.read_bytes()
+            assert secret.encode() not in data, path
+            if len(suggestion.strip()) > 8:
+                assert suggestion.strip().encode() not in data, path

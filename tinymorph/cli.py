@@ -18,9 +18,10 @@ from tinymorph.lm.manifest import resolve_model
 from tinymorph.lock import FileLock
 from tinymorph.logs import LOG_NAME, route_library_output
 from tinymorph.paths import app_paths, package_data_dir
+from tinymorph.private import secure
 from tinymorph.store import Store
 
-SUBCOMMANDS = ("model", "sae", "features", "directions", "steer", "presets", "bench")
+SUBCOMMANDS = ("model", "sae", "features", "directions", "steer", "presets", "forget", "bench")
 
 
 def _editor_parser() -> argparse.ArgumentParser:
@@ -30,7 +31,7 @@ def _editor_parser() -> argparse.ArgumentParser:
         "with SAE features. Other commands (each has --help): 'tinymorph model prepare', "
         "'tinymorph sae train|eval', 'tinymorph features build|show|search', "
         "'tinymorph directions build', 'tinymorph steer eval', 'tinymorph presets list|export|import', "
-        "'tinymorph history PATH', "
+        "'tinymorph history PATH', 'tinymorph forget PATH|--all', "
         "'tinymorph bench'.",
         epilog="Settings come from config.toml in the config directory, then TINYMORPH_* "
         "environment variables, then these flags. TINYMORPH_HOME moves all of tinymorph's "
@@ -88,7 +89,9 @@ def run_model_command(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `tinymorph` command. Returns the process exit code."""
     argv = sys.argv[1:] if argv is None else argv
-    route_library_output(app_paths().cache_dir / LOG_NAME)  # warnings never print over the editor or a table
+    paths = app_paths()
+    secure(paths)  # tinymorph's folders 0700 and its files 0600 (an older version's tightened once)
+    route_library_output(paths.cache_dir / LOG_NAME)  # warnings never print over the editor or a table
     try:
         if argv and argv[0] == "model":
             return run_model_command(argv[1:])
@@ -112,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
             from tinymorph.commands.history import main as history_main
 
             return history_main(argv[1:])
+        if argv and argv[0] == "forget":
+            from tinymorph.commands.forget import main as forget_main
+
+            return forget_main(argv[1:])
         if argv and argv[0] == "presets":
             from tinymorph.commands.presets import main as presets_main
 

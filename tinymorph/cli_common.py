@@ -17,6 +17,7 @@ from tinymorph.engine.protocol import WorkerConfig
 from tinymorph.lm.manifest import resolve_model
 from tinymorph.logs import LOG_NAME
 from tinymorph.paths import AppPaths, app_paths
+from tinymorph.private import private_dir
 
 if TYPE_CHECKING:
     from tinymorph.lm.model import LoadedModel
@@ -106,7 +107,7 @@ def load_cli_model(args: argparse.Namespace, console: Console) -> "tuple[LoadedM
 
 def worker_config(settings: Settings, paths: AppPaths, manifest: ModelManifest) -> WorkerConfig:
     """The worker's start-up configuration for these settings."""
-    paths.cache_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(paths.cache_dir)
     return WorkerConfig(
         manifest=manifest,
         cache_dir=str(paths.models_cache),

@@ -5,6 +5,7 @@ The editor works on text with "\n" line endings; `DocumentFormat` remembers what
 so that a save writes it back the same way.
 """
 
+import contextlib
 import difflib
 import glob
 import os
@@ -125,7 +126,8 @@ def load_document(path: Path) -> tuple[str, DocumentFormat]:
 def save_document(path: Path, text: str, fmt: DocumentFormat) -> DocumentFormat:
     """Write `text` to `path` atomically: a temp file in the same folder, fsync, rename over
     the old file, fsync the folder. The file on disk is always the old or the new content,
-    never a mix. Keeps the file's permissions, line endings (line by line in a file that mixes
+    never a mix. Keeps the file's permissions (a 0600 file stays 0600), owner and group where
+the system allows, line endings (line by line in a file that mixes
     them) and BOM. A symbolic link is followed: the file it points to is replaced, the link
     stays. A new file gets the permissions the process's umask gives (the kernel applies it;
     the umask is never changed). Returns the format of what was written (for the next save).
@@ -137,8 +139,11 @@ def save_document(path: Path, text: str, fmt: DocumentFormat) -> DocumentFormat:
     data = (BOM if fmt.bom else "") + body
     target = Path(os.path.realpath(path))  # through symbolic links: replace the file, keep the link
     folder = target.parent
+    owner: tuple[int, int] | None = None
     try:
-        mode: int | None = stat.S_IMODE(target.stat().st_mode)
+        st = target.stat()
+        mode: int | None = stat.S_IMODE(st.st_mode)
+        owner = (st.st_uid, st.st_gid)
         if not os.access(target, os.W_OK) or not mode & 0o222:  # no write bit: read-only even for root
             raise DocumentError(f"{path} is read-only; save it under another name")
     except FileNotFoundError:
@@ -146,6 +151,13 @@ def save_document(path: Path, text: str, fmt: DocumentFormat) -> DocumentFormat:
     fd, tmp = -1, ""
     try:
         fd, tmp = _create_temp(folder, target.name, mode)
+        if owner is not None and owner != (os.getuid(), os.getgid()):
+            # Keep the file's owner and group through the rename (root editing another's file,
+            # a file of a shared group); a change the system refuses leaves ours.
+            with contextlib.suppress(PermissionError):
+                os.fchown(fd, *owner)
+            if mode is not None:
+                os.fchmod(fd, mode)  # chown may clear set-id bits
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             fd = -1
             f.write(data)

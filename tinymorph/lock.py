@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from tinymorph.private import private_dir
+
 
 @dataclass(frozen=True)
 class LockOwner:
@@ -83,7 +85,7 @@ class FileLock:
         written."""
         if self.held:
             return None
-        self.lock_file.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.lock_file.parent)
         fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -30,7 +30,8 @@ def route_library_output(log_file: Path) -> None:
     if any(getattr(h, "_tinymorph", False) for h in root.handlers):
         return
     try:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
+        log_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.close(os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))  # private before any record
         handler: logging.Handler = logging.FileHandler(log_file, encoding="utf-8")
         handler.setFormatter(logging.Formatter(_FORMAT))
     except OSError:

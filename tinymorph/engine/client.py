@@ -101,8 +101,11 @@ def prepare_worker_process(config: WorkerConfig) -> None:
     libraries' warnings, keep the network off unless the writer allowed it, end with the editor
     (`exit_with_parent`), and lower the process's priority so that typing wins the CPU: a higher
     nice value and, on Linux, SCHED_BATCH (a batch task does not preempt others when it wakes
-    up). torch's threads, started later, inherit the priority. Refusals (no permission, another
+    up). torch's threads, started later, inherit the priority. Its umask is 077. Refusals (no permission, another
     OS) are ignored."""
+    # The worker writes only tinymorph's own files (the model copy, its log): readable by the
+    # writer alone, whatever the umask (docs/data.md).
+    os.umask(0o077)
     log = os.open(config.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.dup2(log, 1)
     os.dup2(log, 2)

@@ -21,6 +21,7 @@ from sqlite_utils import Database
 
 from tinymorph.errors import PresetError, StoreError
 from tinymorph.presets import Preset, SteeringTarget, preset_from_json
+from tinymorph.private import private_file
 from tinymorph.store.migrations import migrations
 
 Outcome = Literal["accepted", "partially_accepted", "rejected", "dropped"]
@@ -152,7 +153,9 @@ class Store:
         if path is None:
             db = Database(memory=True)
         else:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            # Created 0600 before SQLite opens it: SQLite gives the -wal and -shm files the
+            # database file's permissions (docs/data.md: the store holds the writer's text).
+            private_file(path)
             db = Database(path)
             db.execute(f"pragma busy_timeout = {BUSY_TIMEOUT_MS}")
             db.enable_wal()
@@ -171,6 +174,29 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+    # --- forgetting --------------------------------------------------------------------------
+
+    DOCUMENT_TABLES = ("documents", "journal", "versions", "suggestion_events")
+    """Every table with rows about one document (keyed by its `path`)."""
+
+    @_sql("forget the document")
+    def forget(self, path: str | None) -> int:
+        """Delete every row about the document at `path` (None: about every document): its
+        state and last preset, its journal, its saved versions and its suggestion log. Then the
+        freed pages are overwritten (`VACUUM`, after a WAL checkpoint) so the text does not stay
+        in the file. Saved presets and settings are not about a document and stay. Returns the
+        rows deleted."""
+        deleted = 0
+        with self.db.conn:
+            for table in self.DOCUMENT_TABLES:
+                if table in self.db.table_names():
+                    where, args = ("path = ?", [path]) if path is not None else ("1", [])
+                    deleted += self.db.execute(f"delete from [{table}] where {where}", args).rowcount
+        self.db.execute("pragma secure_delete = on")
+        self.db.execute("vacuum")
+        self.db.execute("pragma wal_checkpoint(truncate)")
+        return deleted
 
     # --- documents -------------------------------------------------------------------------
 
