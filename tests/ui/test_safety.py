@@ -335,6 +335,9 @@ async def test_a_dead_worker_is_shown_and_editing_goes_on(notes, store):
         engine.on_event(WorkerDied(-9, 2.0))
         await pilot.pause()
         assert "model: stopped (exit -9); restarting in 2 s" in str(app.status.render())
+        engine.on_event(WorkerDied(-9, 0.0))
+        await pilot.pause()
+        assert "model: stopped (exit -9); restarting now" in str(app.status.render())
         assert not app.editor.suggestions_enabled
         await pilot.press("end", "!")
         assert app.editor.text == "Out at the harbour!\n"

@@ -232,7 +232,8 @@ class TinymorphApp(FileSafety, SteeringActions, App[None]):
             )
         elif isinstance(event, WorkerDied):
             self._model_down()
-            self._set_model_state(f"model: stopped (exit {event.exitcode}); restarting in {event.restart_in_s:.0f} s")
+            when = f"in {event.restart_in_s:.0f} s" if event.restart_in_s >= 1 else "now"
+            self._set_model_state(f"model: stopped (exit {event.exitcode}); restarting {when}")
             self.notify(
                 "The model process stopped. Your text is safe; restarting it.", title="Model", severity="warning"
             )
