@@ -10,7 +10,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "tinymorph"
 HEAVY = ("torch", "transformers", "sae_lens")
-BASE = ("domain", "errors", "paths")
+BASE = ("domain", "errors", "paths", "private")
 CORE = ("config", "document", "features", "lock", "history", "presets", "suggestions")
 """Modules of the editor's own process that may import only the base modules (and each other's
 values through them: nothing of lm, sae, engine, store or ui)."""

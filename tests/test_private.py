@@ -44,7 +44,7 @@ async def test_a_session_leaves_nothing_readable_by_others(umask_022, tinymorph_
     doc.write_text("Dear diary,\n", encoding="utf-8")
     doc.chmod(0o600)
     paths = app_paths()
-    secure(paths)  # what `tinymorph FILE` does first
+    secure(paths.roots())  # what `tinymorph FILE` does first
     store = Store(paths.database)
     app = make_app(doc, Settings(suggestions=False), store, ScriptedEngine(), package_data_dir("themes"),
                    FileLock(doc, paths.locks_dir))
@@ -70,9 +70,9 @@ def test_an_older_versions_loose_files_are_tightened_once(umask_022, tinymorph_h
     (paths.cache_dir / "models").mkdir(parents=True)
     (paths.cache_dir / "models" / "model.safetensors").write_text("")
     assert loose(tinymorph_home)
-    secure(paths)
+    secure(paths.roots())
     assert loose(tinymorph_home) == []
-    assert tighten(paths) == []  # nothing left to do the second time
+    assert tighten(paths.roots()) == []  # nothing left to do the second time
 
 
 def test_a_save_keeps_the_files_mode(umask_022, tmp_path):
@@ -89,7 +89,7 @@ def test_a_save_keeps_the_files_mode(umask_022, tmp_path):
 
 def test_forget_leaves_no_row_of_the_document_and_the_file_untouched(tinymorph_home, tmp_path, capsys):
     paths = app_paths()
-    secure(paths)
+    secure(paths.roots())
     kept, gone = tmp_path / "kept.md", tmp_path / "gone.md"
     for doc in (kept, gone):
         doc.write_text(f"text of {doc.name}\n")

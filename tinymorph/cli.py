@@ -90,8 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `tinymorph` command. Returns the process exit code."""
     argv = sys.argv[1:] if argv is None else argv
     paths = app_paths()
-    secure(paths)  # tinymorph's folders 0700 and its files 0600 (an older version's tightened once)
     route_library_output(paths.cache_dir / LOG_NAME)  # warnings never print over the editor or a table
+    secure(paths.roots())  # tinymorph's folders 0700 and its files 0600 (an older version's tightened once)
     try:
         if argv and argv[0] == "model":
             return run_model_command(argv[1:])

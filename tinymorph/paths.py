@@ -44,6 +44,12 @@ class AppPaths:
     def models_cache(self) -> Path:
         return self.cache_dir / "models"
 
+    def roots(self, env: Mapping[str, str] | None = None) -> list[Path]:
+        """tinymorph's own top folders: `TINYMORPH_HOME` when set (in `env`, default
+        `os.environ`), else the config, data and cache folders (their parents are not ours)."""
+        home = (os.environ if env is None else env).get(HOME_ENV)
+        return [Path(home).expanduser()] if home else [self.config_dir, self.data_dir, self.cache_dir]
+
 
 def app_paths(env: Mapping[str, str] | None = None) -> AppPaths:
     """Return the directories for this user, honouring `TINYMORPH_HOME` if set in `env`

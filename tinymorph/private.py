@@ -5,15 +5,14 @@ files it creates in them readable by the writer alone, and tightening what an ol
 looser, once, on start. tinymorph keeps copies of the writer's text (the journal, every saved
 version, the suggestion log's metadata) in the store; with the usual umask 022 they would be
 readable by every account on the machine. Vim gives its swap file the permissions of the file it
-protects; tinymorph does at least as well. Imports only `paths`.
+protects; tinymorph does at least as well. Imports nothing of ours (`AppPaths.roots` says which
+folders are tinymorph's own).
 """
 
 import logging
 import os
 import stat
 from pathlib import Path
-
-from tinymorph.paths import HOME_ENV, AppPaths
 
 PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
@@ -48,20 +47,12 @@ def private_file(path: Path) -> Path:
     return path
 
 
-def roots(paths: AppPaths) -> list[Path]:
-    """tinymorph's own folders: `TINYMORPH_HOME` when set, else the config, data and cache folders."""
-    home = os.environ.get(HOME_ENV)
-    if home:
-        return [Path(home).expanduser()]
-    return [paths.config_dir, paths.data_dir, paths.cache_dir]
-
-
-def tighten(paths: AppPaths) -> list[Path]:
-    """Make every existing folder under tinymorph's own folders 0700 and every file 0600 where
+def tighten(roots: list[Path]) -> list[Path]:
+    """Make every existing folder under `roots` (tinymorph's own folders) 0700 and every file 0600 where
     group or others had any permission (what an older version, or the umask, left). Symlinks are
     not followed. Returns the paths changed; logs one line when there are any."""
     changed: list[Path] = []
-    for root in roots(paths):
+    for root in roots:
         if not root.is_dir():
             continue
         for folder, dirs, files in os.walk(root):
@@ -77,13 +68,13 @@ def tighten(paths: AppPaths) -> list[Path]:
     return changed
 
 
-def secure(paths: AppPaths) -> None:
-    """Create tinymorph's folders private and tighten what is already in them (on every start;
+def secure(roots: list[Path]) -> None:
+    """Create `roots` (tinymorph's own folders) private and tighten what is already in them (on every start;
     cheap when nothing needs it). Errors are logged, not raised: a folder tinymorph cannot change
     (a shared mount) must not keep the writer from writing."""
     try:
-        for root in roots(paths):
+        for root in roots:
             private_dir(root)
-        tighten(paths)
+        tighten(roots)
     except OSError as exc:
         log.warning("could not make tinymorph's folders private: %s", exc)

@@ -4,7 +4,8 @@ Owns: the worker process's life. Must not import torch (the UI process never run
 the worker module is imported only inside the child process, in `_child_entry`.
 Events reach the caller through `on_event`, called from a background thread; the UI turns
 them into Textual messages. If the worker dies, a WorkerDied event is sent and a new worker
-starts at once; only when it dies again before it is ready does a backoff grow (1, 2, 4, ... 30 s); a worker that reported WorkerFailed (the model
+starts at once; only when it dies again before it is ready does a backoff grow
+(1, 2, 4, ... 30 s); a worker that reported WorkerFailed (the model
 cannot load) is not restarted, since it would fail again. Nor is one that died
 `CRASHES_PER_REQUEST` times while the same request was unanswered (the editor would send it
 again after every restart): the client then reports WorkerFailed itself, saying why.
