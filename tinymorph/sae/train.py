@@ -2,7 +2,8 @@
 
 Owns: `tinymorph sae train`'s work: corpora -> activations at the hook layer -> a TopK SAE
 (Gao et al. 2024, "Scaling and evaluating sparse autoencoders": TopK activation, AuxK loss against
-dead latents) trained by sae-lens, saved in sae-lens's disk format (`cfg.json` +
+dead latents) trained by sae-lens (its TopK training SAE with sparse decoder products,
+`sae.sparse_topk`), saved in sae-lens's disk format (`cfg.json` +
 `sae_weights.safetensors`) plus `tinymorph.json` (our metadata).
 
 The loop is sae-lens's `SAETrainer.fit()` written out through its public seams (`step`,
@@ -38,7 +39,7 @@ from pathlib import Path
 import torch
 from sae_lens import SAE
 from sae_lens.config import LoggingConfig, SAETrainerConfig
-from sae_lens.saes.topk_sae import TopKTrainingSAE, TopKTrainingSAEConfig
+from sae_lens.saes.topk_sae import TopKTrainingSAEConfig
 from sae_lens.training.sae_trainer import SAETrainer
 
 from tinymorph import __version__
@@ -49,6 +50,7 @@ from tinymorph.sae.activations import ActivationStream
 from tinymorph.sae.corpus import Corpus, heldout_sequences, open_corpus, token_sequences
 from tinymorph.sae.evaluate import EvalMetrics, evaluate_sae
 from tinymorph.sae.loading import LoadedSAE
+from tinymorph.sae.sparse_topk import SparseTopKTrainingSAE
 
 META_FILE = "tinymorph.json"
 STATE_FILE = "train_state.json"
@@ -128,7 +130,7 @@ class TrainResult:
     metadata: dict[str, object] = field(default_factory=dict)
 
 
-def _build_sae(options: TrainOptions, d_model: int, model_name: str) -> TopKTrainingSAE:
+def _build_sae(options: TrainOptions, d_model: int, model_name: str) -> SparseTopKTrainingSAE:
     cfg = TopKTrainingSAEConfig(
         d_in=d_model,
         d_sae=options.d_sae,
@@ -144,7 +146,7 @@ def _build_sae(options: TrainOptions, d_model: int, model_name: str) -> TopKTrai
     cfg.metadata.context_size = options.seq_len
     cfg.metadata.prepend_bos = True
     torch.manual_seed(options.seed)
-    return TopKTrainingSAE(cfg)
+    return SparseTopKTrainingSAE(cfg)
 
 
 @torch.no_grad()
