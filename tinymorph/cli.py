@@ -11,6 +11,7 @@ from pathlib import Path
 
 from tinymorph import __version__
 from tinymorph.cli_common import add_model_options, add_sae_option, load_cli_model, settings_from_args, worker_config
+from tinymorph.config import Settings
 from tinymorph.document import document_path
 from tinymorph.engine.client import EngineClient
 from tinymorph.errors import TinymorphError
@@ -43,10 +44,17 @@ def _editor_parser() -> argparse.ArgumentParser:
     add_sae_option(parser)
     parser.add_argument("--config", type=Path, help="config file (default: config.toml in the config dir)")
     parser.add_argument("--theme", help="theme name (tinymorph-dark, tinymorph-light, tinymorph-high-contrast, ...)")
-    parser.add_argument("--idle-delay-ms", type=int, help="pause before a suggestion is requested (default 100)")
-    parser.add_argument("--max-new-tokens", type=int, help="longest continuation in tokens (default 24)")
-    parser.add_argument("--alternatives", type=int, help="continuations sampled per request (default 3)")
-    parser.add_argument("--temperature", type=float, help="sampling temperature (default 0.7)")
+    defaults = Settings()  # --help quotes the settings' own defaults, never a copy of them
+    parser.add_argument(
+        "--idle-delay-ms", type=int, help=f"pause before a suggestion is requested (default {defaults.idle_delay_ms})"
+    )
+    parser.add_argument(
+        "--max-new-tokens", type=int, help=f"longest continuation in tokens (default {defaults.max_new_tokens})"
+    )
+    parser.add_argument(
+        "--alternatives", type=int, help=f"continuations sampled per request (default {defaults.alternatives})"
+    )
+    parser.add_argument("--temperature", type=float, help=f"sampling temperature (default {defaults.temperature})")
     parser.add_argument(
         "--no-suggestions", dest="suggestions", action="store_const", const=False,
         help="edit without starting the model",

@@ -9,6 +9,7 @@ llama-cpp-python is installed). `tinymorph bench sae` is `bench.sae`.
 """
 
 import argparse
+import importlib.util
 import os
 import platform
 import shlex
@@ -22,6 +23,13 @@ from rich.console import Console
 from tinymorph.config import Settings
 
 
+def _first_sentence(doc: str) -> str:
+    """The module docstring's first sentence, whole (help text ends where its sentence does)."""
+    flat = " ".join(doc.split())
+    end = flat.find(". ")
+    return flat if end < 0 else flat[: end + 1]
+
+
 def run_bench(argv: list[str]) -> int:
     import torch
 
@@ -32,7 +40,7 @@ def run_bench(argv: list[str]) -> int:
     from tinymorph.paths import app_paths
     from tinymorph.sae.loading import load_sae
 
-    parser = argparse.ArgumentParser(prog="tinymorph bench", description=(__doc__ or "").splitlines()[0])
+    parser = argparse.ArgumentParser(prog="tinymorph bench", description=_first_sentence(__doc__ or ""))
     parser.add_argument("--model", default="gemma3-270m")
     parser.add_argument("--reps", type=int, default=10, help="requests per latency case (default 10)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats of the decode comparison")
@@ -45,6 +53,11 @@ def run_bench(argv: list[str]) -> int:
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
     args = parser.parse_args(argv)
     console = Console()
+    if importlib.util.find_spec("pyte") is None:
+        # Said before anything runs: the terminal stage is the bench's first.
+        console.print("tinymorph bench draws the editor in a terminal emulator, pyte, which comes with the bench "
+                      "extra: python -m pip install -e \".[bench]\"")
+        return 2
     settings = Settings(model=args.model)
     threads, cores = worker_threads(settings), torch.get_num_threads()
     manifest = resolve_model(args.model)

@@ -40,6 +40,8 @@ class Terminal:
         """Checked on the reader thread after every chunk of output; when it first holds, the time
         goes into `seen_at` and the watch is cleared."""
         self.seen_at: float | None = None
+        self.feed_errors: list[str] = []
+        """pyte errors on chunks of output (each such chunk was not drawn on the screen)."""
         self.pid, self.fd = pty.fork()
         if self.pid == 0:  # the child: become tinymorph
             os.execve(sys.executable, [sys.executable, "-m", "tinymorph", *args], env)
@@ -57,7 +59,13 @@ class Terminal:
                 return
             now = time.perf_counter()
             with self.lock:
-                self.stream.feed(chunk)
+                try:
+                    self.stream.feed(chunk)
+                except Exception as exc:
+                    # Seen: pyte raising TypeError on a cursor-position sequence when the bench
+                    # runs without a terminal; the reader then died and the bench hung. The
+                    # chunk is lost to the screen (counted), the reading goes on.
+                    self.feed_errors.append(f"{type(exc).__name__}: {exc}")
                 if self.watch is not None and self.watch():
                     self.seen_at, self.watch = now, None
 

@@ -8,6 +8,7 @@ import argparse
 import json
 import shlex
 import sys
+import time
 from pathlib import Path
 
 from rich.console import Console
@@ -18,6 +19,9 @@ from tinymorph.cli_common import add_model_options, add_sae_option, load_cli_mod
 from tinymorph.commands.features import load_cli_sae
 from tinymorph.errors import SAEError
 from tinymorph.sae.train import TrainOptions
+
+LOG_EVERY_STEPS = 25
+"""Steps between progress lines when the output is not a terminal."""
 
 
 def _train_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -128,6 +132,12 @@ def run_train(args: argparse.Namespace) -> int:
         task = progress.add_task("tokenising", total=options.tokens, stats="")
 
         def report(p):  # type: ignore[no-untyped-def]
+            if not console.is_terminal and (p.tokens // options.batch_tokens) % LOG_EVERY_STEPS == 0:
+                # In a log file (a run left in the background) the bar never draws: a line instead.
+                console.print(
+                    f"{p.tokens:,} tokens  mse {p.mse_loss:.3g}  var.expl. {p.variance_explained:.3f}  "
+                    f"dead {p.dead_fraction:.1%}  {time.strftime('%H:%M:%S')}"
+                )
             progress.update(
                 task,
                 description="training",

@@ -332,7 +332,7 @@ def train_sae(
         state = {
             "options": asdict(options),
             "corpora": [
-                {"path": str(c.root if len(c.files) > 1 else c.files[0]), "exclude": list(c.exclude),
+                {"path": str((c.root if len(c.files) > 1 else c.files[0]).resolve()), "exclude": list(c.exclude),
                  "fingerprint": c.fingerprint()}
                 for c in corpora
             ],
