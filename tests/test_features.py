@@ -98,3 +98,16 @@ def test_output_scores_survive_the_file_and_old_files_have_none(data, tmp_path):
     back = load_feature_data(tmp_path)
     assert back.features[0].output_score == 0.125 and back.features[0].concept_rate == 0.75
     assert back.features[1].output_score is None and back.features[1].concept_rate is None
+
+
+def test_the_lens_table_is_saved_beside_the_features_and_refused_when_stale(tmp_path):
+    from tinymorph.lens_table import LENS_FILE, lens_table, load_lens_table, save_feature_files
+
+    data = FeatureData("s", "m", "h", 10, tuple(feature(i, f"word{i % 3}, other", "the sea", "sea") for i in range(6)))
+    save_feature_files(data, tmp_path)
+    table = load_lens_table(tmp_path, 6)
+    assert table == lens_table(data) and (tmp_path / LENS_FILE).stat().st_size < 2000
+    assert table.group == (0, 1, 2, 0, 1, 2)  # the same shown label, one group
+    assert load_lens_table(tmp_path, 7) is None  # another width
+    FeatureData("s", "m", "h", 11, data.features).save(tmp_path)  # the feature file changed alone
+    assert load_lens_table(tmp_path, 6) is None

@@ -135,11 +135,24 @@ def test_the_lens_is_the_same_after_kv_reuse_and_under_steering(lm, sae, steer_p
     assert [v for _, v in steered_lens] == pytest.approx([v for _, v in fresh], rel=1e-4)
 
 
-def test_the_worker_serves_lens_search_compare_and_directions(lm, tiny_manifest, tmp_path):
+@pytest.mark.parametrize("lens_file", [True, False])
+def test_the_worker_serves_lens_search_compare_and_directions(lm, tiny_manifest, tmp_path, monkeypatch, lens_file):
+    from tinymorph.engine import worker
+    from tinymorph.lens_table import save_feature_files
+
     folder = save_topk_sae(tmp_path / "sae")
     sae = load_sae(str(folder), tiny_manifest, 64, 4)
     seqs = token_sequences(iter(["The sea was calm and the boats came home. " * 6]), lm.tokenizer, 32)
-    build_feature_data(lm, sae, seqs).save(folder)
+    data = build_feature_data(lm, sae, seqs)
+    save_feature_files(data, folder) if lens_file else data.save(folder)  # older feature data: no lens.json
+    parsed_at: list[bool] = []  # whether WorkerReady had been sent when the feature file was parsed
+    real_load = worker.load_feature_data
+
+    def load(*args):  # type: ignore[no-untyped-def]
+        parsed_at.append(any(isinstance(e, WorkerReady) for e in events))
+        return real_load(*args)
+
+    monkeypatch.setattr(worker, "load_feature_data", load)
     requests: queue.Queue = queue.Queue()
     for r in (
         SuggestRequest(1, "The sea was", max_new_tokens=4),
@@ -170,6 +183,8 @@ def test_the_worker_serves_lens_search_compare_and_directions(lm, tiny_manifest,
     plain = Generator(lm, 31).suggest(SuggestRequest(9, "The sea", alternatives=1, max_new_tokens=6, temperature=0),
                                       lambda: False, lambda *_: None)
     assert compared.unsteered == (plain.alternatives[0] if plain.alternatives else "")
+    # With lens.json the feature file is parsed only when search needs it, after 'ready'.
+    assert parsed_at == ([True] if lens_file else [False])
 
 
 def test_a_worker_whose_sae_cannot_load_still_suggests(tiny_manifest, tmp_path):

@@ -27,6 +27,7 @@ from tinymorph.features import (
     load_feature_data,
 )
 from tinymorph.labels import relabel
+from tinymorph.lens_table import save_feature_files
 from tinymorph.lm.manifest import resolve_model, resolve_sae
 from tinymorph.paths import app_paths
 
@@ -172,7 +173,7 @@ def run_build(args: argparse.Namespace) -> int:
         data = build_feature_data(
             lm, sae, sequences, quotable=quotable, report=lambda done, _t: progress.update(task, completed=done)
         )
-    path = data.save(out)
+    path = save_feature_files(data, out)
     dead = sum(f.dead for f in data.features)
     console.print(
         f"{len(data)} features, {data.tokens_scanned:,} tokens scanned ({sum(quotable):,} of {len(quotable):,} "
@@ -212,7 +213,8 @@ def run_score(args: argparse.Namespace) -> int:
         dataclasses.replace(f, output_score=o, concept_rate=concept.get(f.index))
         for f, o in zip(data.features, output, strict=True)
     )
-    path = relabel(dataclasses.replace(data, features=features)).save(folder)  # output features now say "writes"
+    # output features now say "writes"
+    path = save_feature_files(relabel(dataclasses.replace(data, features=features)), folder)
     steers = sum(f.steers and not f.dense for f in features)
     console.print(
         f"scores written to {path}: {steers} of {len(features)} features steer (output score >= "
@@ -224,7 +226,7 @@ def run_score(args: argparse.Namespace) -> int:
 def run_label(args: argparse.Namespace) -> int:
     folder = feature_folder(args)
     data = relabel(load_feature_data(folder))
-    path = data.save(folder)
+    path = save_feature_files(data, folder)
     topical = sum(bool(f.topical) for f in data.features)
     Console(stderr=True).print(f"{len(data)} labels written to {path} ({topical} topical)")
     return 0

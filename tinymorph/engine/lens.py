@@ -7,13 +7,12 @@ shows, each label once and none below MIN_LENS_SCORE (`summarize`). `Generator` 
 context position in its prefix cache, so a keystroke encodes only its new tokens. Imports torch; no Textual, no store.
 """
 
-import math
 from collections.abc import Sequence
 
 import torch
 
 from tinymorph.features import FeatureData
-from tinymorph.labels import agreement, lens_label
+from tinymorph.lens_table import LensTable, lens_table, weight_of
 from tinymorph.lm.steering import FeatureSource
 
 LENS_TOKENS = 12
@@ -23,14 +22,16 @@ LENS_FEATURES = 3
 """Features the lens reports (`FeaturesLit`), best first."""
 _LENS_KEEP = 16
 """Strongest features kept per position for the lens."""
-FULL_AGREEMENT = 0.5
-"""A feature whose label word appears near the peak of this share of its contexts (or more)
-weighs fully in the lens; less agreement weighs proportionally less."""
 MIN_LENS_SCORE = 0.0
 """The least score (`summarize`) of a feature the lens shows; below it, silence."""
 
 LensRow = tuple[tuple[int, float], ...] | None
 """(feature, activation) pairs of one position, strongest first; None where not encoded (BOS)."""
+
+
+def lens_tensors(table: LensTable) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """(max_acts (d_sae,), weights (d_sae,), groups) for `Generator` from a `LensTable`."""
+    return torch.tensor(table.max_act), torch.tensor(table.weight), list(table.group)
 
 
 def max_act_tensor(data: FeatureData) -> torch.Tensor:
@@ -40,25 +41,14 @@ def max_act_tensor(data: FeatureData) -> torch.Tensor:
 
 
 def lens_weights(data: FeatureData) -> torch.Tensor:
-    """(d_sae,) how much a feature lighting up says about the writer's text, for the feature lens:
-    its inverse density ln(1/density) / ln(10^4) (as idf weighs words: a feature firing on 1 token
-    in 10^4 says more than one firing on 1 in 30, as feature search weighs them) times how much
-    its contexts agree on its label words (`labels.agreement`, full weight from FULL_AGREEMENT
-    up), and 0 for dense features (active on > 10% of tokens) and for features that are not
-    topical (`FeatureInfo.topical` False: punctuation, function words, contexts that share no
-    word)."""
-    density = torch.tensor([max(f.density, 1e-6) for f in data.features])
-    idf = (1 / density).log() / math.log(1e4)  # (F,)
-    keep = torch.tensor([not f.dense and f.topical is not False and not f.dead for f in data.features])
-    agree = torch.tensor([min(1.0, agreement(f) / FULL_AGREEMENT) if f.context_words else 1.0 for f in data.features])
-    return idf.clamp(min=0) * keep * agree
+    """(d_sae,) each feature's weight in the lens (`lens_table.weight_of`)."""
+    return torch.tensor([weight_of(f) for f in data.features])
 
 
 def label_groups(data: FeatureData) -> list[int]:
     """(d_sae,) for each feature the index of the first feature with the same shown label, so that
     the lens shows a label once (`summarize`)."""
-    first: dict[str, int] = {}
-    return [first.setdefault(lens_label(f.label), f.index) for f in data.features]
+    return list(lens_table(data).group)
 
 
 def encode_rows(

@@ -19,7 +19,7 @@ from tinymorph.domain import SteeringSpec
 from tinymorph.engine.concepts import build_concept
 from tinymorph.engine.directions import more_like_this
 from tinymorph.engine.generate import Generator
-from tinymorph.engine.lens import label_groups, lens_weights, max_act_tensor
+from tinymorph.engine.lens import lens_tensors
 from tinymorph.engine.protocol import (
     CompareRequest,
     ComparisonReady,
@@ -43,6 +43,7 @@ from tinymorph.engine.protocol import (
 )
 from tinymorph.errors import SAEError, TinymorphError
 from tinymorph.features import FeatureData, load_feature_data
+from tinymorph.lens_table import LensTable, lens_table, load_lens_table
 from tinymorph.lm.manifest import resolve_sae
 from tinymorph.lm.model import LoadedModel, load_model, measure_median_norm, torch_threads
 from tinymorph.lm.quantize import quantize_for_decode
@@ -119,10 +120,8 @@ def serve(config: WorkerConfig, requests: "queue.Queue[Request]", emit: Callable
             "close other programs and restart tinymorph"
         ))
         return
-    sae, data, sae_message, folder = _load_sae(config, lm, emit)
-    max_acts = max_act_tensor(data) if data is not None else None
-    weights = lens_weights(data) if data is not None else None
-    groups = label_groups(data) if data is not None else None
+    sae, table, data, sae_message, folder = _load_sae(config, lm, emit)
+    max_acts, weights, groups = lens_tensors(table) if table is not None else (None, None, None)
     generator = Generator(lm, config.context_tokens, sae, max_acts, lens_weights=weights, lens_groups=groups,
                           prefill_threads=config.burst_threads)
     emit(WorkerReady(
@@ -170,21 +169,37 @@ def serve(config: WorkerConfig, requests: "queue.Queue[Request]", emit: Callable
             emit(RequestFailed(rid, f"{type(exc).__name__}: {exc}"))
 
 
+class LazyFeatureData:
+    """The SAE's feature data, parsed on first use (feature search): the lens needs only the
+    `LensTable`, and parsing the whole feature file before 'ready' would delay the first
+    suggestion by seconds for a wide SAE."""
+
+    def __init__(self, folder: Path, d_sae: int, data: FeatureData | None = None) -> None:
+        self.folder, self.d_sae, self._data = folder, d_sae, data
+
+    def get(self) -> FeatureData:
+        """The feature data. Raises SAEError as `load_feature_data` does."""
+        if self._data is None:
+            self._data = load_feature_data(self.folder, self.d_sae)
+        return self._data
+
+
 def _load_sae(
     config: WorkerConfig, lm: LoadedModel, emit: Callable[[Event], None],
-) -> tuple[LoadedSAE | None, FeatureData | None, str, Path | None]:
+) -> tuple[LoadedSAE | None, LensTable | None, LazyFeatureData | None, str, Path | None]:
     """Load the SAE asked for, moving the hook layer (and its median norm) to the SAE's layer.
-    Returns (SAE, its feature data, a message for the writer, the feature folder). An SAE that
+    Returns (SAE, the lens table, its feature data (parsed when first needed, unless the lens
+    table had to be made from it), a message for the writer, the feature folder). An SAE that
     cannot load leaves the editor working without features: the message says why."""
     if config.sae == "none":
-        return None, None, "", None
+        return None, None, None, "", None
     emit(LoadProgressed("loading the SAE", 0.97))
     try:
         source = resolve_sae(config.sae, config.manifest, config.cache_dir)
         sae = load_sae(source, config.manifest, lm.d_model, int(lm.model.config.num_hidden_layers),
                        allow_downloads=config.allow_downloads)
     except TinymorphError as exc:
-        return None, None, str(exc), None
+        return None, None, None, str(exc), None
     if sae.layer != lm.hook_layer:
         lm.hook_layer = sae.layer
         lm.median_norm = measure_median_norm(lm.model, lm.tokenizer, sae.layer)
@@ -192,14 +207,17 @@ def _load_sae(
     try:
         if folder is None:
             raise SAEError("it has no feature folder")
-        data = load_feature_data(folder, sae.d_sae)
+        table = load_lens_table(folder, sae.d_sae)
+        if table is not None:
+            return sae, table, LazyFeatureData(folder, sae.d_sae), "", folder
+        data = load_feature_data(folder, sae.d_sae)  # no lens.json yet (older feature data)
     except TinymorphError as exc:
-        return sae, None, f"no feature labels: {exc}", folder
-    return sae, data, "", folder
+        return sae, None, None, f"no feature labels: {exc}", folder
+    return sae, lens_table(data), LazyFeatureData(folder, sae.d_sae, data), "", folder
 
 
 def _serve_other(
-    request: Request, generator: Generator, lm: LoadedModel, sae: LoadedSAE | None, data: FeatureData | None,
+    request: Request, generator: Generator, lm: LoadedModel, sae: LoadedSAE | None, data: LazyFeatureData | None,
     emit: Callable[[Event], None],
 ) -> None:
     """Compare, feature search, "more like this" and concepts: short requests, never abandoned midway.
@@ -214,7 +232,7 @@ def _serve_other(
             texts.append(result.alternatives[0] if result and result.alternatives else "")
         emit(ComparisonReady(rid, texts[0], texts[1]))
     elif isinstance(request, SearchFeatures):
-        scores = activation_scores(lm, sae, data, request.text) if sae is not None and data is not None else {}
+        scores = activation_scores(lm, sae, data.get(), request.text) if sae is not None and data is not None else {}
         emit(FeatureSearchReady(rid, request.text, tuple(sorted(scores.items(), key=lambda kv: -kv[1]))))
     elif isinstance(request, MakeDirection):
         vector, n = more_like_this(lm, request.text)

@@ -1,0 +1,88 @@
+"""The feature lens's per-feature numbers, small enough to read before the first suggestion.
+
+Owns: `LensTable` (per feature: its max activation on held-out text, its weight in the lens, the
+group of features sharing its shown label), computing it from feature data, and `lens.json`,
+the file beside `features.json.gz` that holds it. The worker reads this file (~0.4 MB for 16,384
+features) at start instead of parsing the whole feature file (~4 s for 16,384 features on a
+2-core CPU), which it needs only for feature search. No torch, no Textual, no store.
+"""
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from tinymorph.features import FILE_NAME, FeatureData
+from tinymorph.labels import agreement, lens_label
+
+LENS_FILE = "lens.json"
+FULL_AGREEMENT = 0.5
+"""A feature whose label word appears near the peak of this share of its contexts (or more)
+weighs fully in the lens; less agreement weighs proportionally less."""
+
+
+@dataclass(frozen=True)
+class LensTable:
+    """Per feature (index order): `max_act`, its largest activation on held-out text (floored at
+    1e-6); `weight`, how much its lighting up says about the writer's text (`weight_of`); `group`,
+    the index of the first feature with the same shown label (the lens shows a label once)."""
+
+    max_act: tuple[float, ...]
+    weight: tuple[float, ...]
+    group: tuple[int, ...]
+
+
+def lens_table(data: FeatureData) -> LensTable:
+    """The lens numbers of every feature of `data`."""
+    first: dict[str, int] = {}
+    return LensTable(
+        tuple(max(f.max_act, 1e-6) for f in data.features),
+        tuple(weight_of(f) for f in data.features),
+        tuple(first.setdefault(lens_label(f.label), f.index) for f in data.features),
+    )
+
+
+def weight_of(f) -> float:  # type: ignore[no-untyped-def]
+    """A feature's weight in the lens: its inverse density ln(1/density) / ln(10^4) (as idf weighs
+    words: a feature firing on 1 token in 10^4 says more than one firing on 1 in 30), times how
+    much its contexts agree on its label words (`labels.agreement`, full weight from
+    FULL_AGREEMENT up); 0 for dense and dead features and for those that are not topical
+    (punctuation, function words, contexts that share no word)."""
+    if f.dense or f.dead or f.topical is False:
+        return 0.0
+    idf = max(0.0, math.log(1 / max(f.density, 1e-6)) / math.log(1e4))
+    agree = min(1.0, agreement(f) / FULL_AGREEMENT) if f.context_words else 1.0
+    return idf * agree
+
+
+def _fingerprint(folder: Path) -> str:
+    return hashlib.sha256((folder / FILE_NAME).read_bytes()).hexdigest()
+
+
+def save_feature_files(data: FeatureData, folder: Path) -> Path:
+    """Write `features.json.gz` and, beside it, `lens.json` made from it. Returns the first."""
+    path = data.save(folder)
+    table = lens_table(data)
+    record = {"features_sha256": _fingerprint(folder), **{k: list(v) for k, v in table.__dict__.items()}}
+    tmp = folder / (LENS_FILE + ".partial")
+    tmp.write_text(json.dumps(record, separators=(",", ":")), encoding="utf-8")
+    tmp.replace(folder / LENS_FILE)
+    return path
+
+
+def load_lens_table(folder: Path, d_sae: int) -> LensTable | None:
+    """The lens table saved beside the feature file in `folder`, or None when there is none, it
+    is damaged, it has another width, or the feature file changed since (then the caller makes
+    it from the feature data)."""
+    try:
+        record = json.loads((folder / LENS_FILE).read_text(encoding="utf-8"))
+        if record["features_sha256"] != _fingerprint(folder):
+            return None
+        table = LensTable(tuple(map(float, record["max_act"])), tuple(map(float, record["weight"])),
+                          tuple(map(int, record["group"])))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not len(table.max_act) == len(table.weight) == len(table.group) == d_sae:
+        return None
+    return table
