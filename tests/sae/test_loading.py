@@ -120,3 +120,25 @@ def test_allow_downloads_really_lets_sae_lens_reach_the_hub(tmp_path, tiny_model
     config = worker_config(Settings(sae="some-release:layer_2", allow_downloads=allowed), app_paths(),
                            resolve_model(str(tiny_model_dir)))
     assert config.allow_hub is allowed  # the worker leaves HF_HUB_OFFLINE unset only when allowed
+
+
+def test_a_topk_sae_loads_without_sae_lens_and_encodes_as_sae_lens_does(tiny_manifest, tmp_path):
+    import subprocess
+    import sys
+
+    from sae_lens import SAE
+
+    from tinymorph.sae.loading import NativeTopKSAE
+
+    folder = save_topk_sae(tmp_path / "s")
+    loaded = load_sae(str(folder), tiny_manifest, 64, 4)
+    assert isinstance(loaded.sae, NativeTopKSAE)
+    reference = SAE.load_from_disk(folder, device="cpu", dtype="float32")
+    x = torch.randn(5, 7, 64, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(loaded.encode(x), reference.encode(x))
+    acts = reference.encode(x)
+    torch.testing.assert_close(loaded.decode(acts), reference.decode(acts))
+    # The editor's worker loads it without importing sae-lens (~3.5 s of a start).
+    code = (f"from tinymorph.sae.loading import native_topk; from pathlib import Path; "
+            f"native_topk(Path({str(folder)!r})); import sys; print('sae_lens' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"

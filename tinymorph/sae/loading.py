@@ -10,21 +10,84 @@ downloads and so runs only with the explicit `allow_downloads`. No Textual, no s
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 import torch
-from sae_lens import SAE
+from safetensors.torch import load_file
 
 from tinymorph.domain import ModelManifest, SaeSource
 from tinymorph.errors import NetworkDisabledError, SAEError
 from tinymorph.lm.hooks import layer_for_hook
 from tinymorph.lm.manifest import resolve_sae
 
+if TYPE_CHECKING:
+    from sae_lens import SAE
+
+
+def _sae_lens() -> "type[SAE]":
+    # sae-lens (and TransformerLens under it) takes ~3.5 s to import on a 2-core CPU: more than a
+    # third of a worker's start. The SAE we ship loads without it (`native_topk`).
+    from sae_lens import SAE
+
+    return SAE
+
+
+class NativeTopKSAE(torch.nn.Module):
+    """sae-lens's inference `TopKSAE` for its disk format (cfg.json + sae_weights.safetensors)
+    with `normalize_activations` "none", in plain torch: the same encode and decode (a test
+    compares them with sae-lens's), without importing sae-lens. `cfg` has the fields tinymorph
+    reads (d_in, d_sae, k, metadata.hook_name, metadata.model_name)."""
+
+    def __init__(self, cfg: SimpleNamespace, weights: dict[str, torch.Tensor]) -> None:
+        super().__init__()
+        self.cfg = cfg
+        for name in ("W_enc", "b_enc", "W_dec", "b_dec"):
+            setattr(self, name, torch.nn.Parameter(weights[name].float(), requires_grad=False))
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., d_in) -> (..., d_sae): the k largest pre-activations, ReLU'd; zeros elsewhere."""
+        sae_in = x.float() - self.b_dec * self.cfg.apply_b_dec_to_input
+        hidden_pre = sae_in @ self.W_enc + self.b_enc  # (..., d_sae)
+        if self.cfg.rescale_acts_by_decoder_norm:
+            hidden_pre = hidden_pre * self.W_dec.norm(dim=-1)
+        top = hidden_pre.topk(self.cfg.k, dim=-1, sorted=False)
+        return torch.zeros_like(hidden_pre).scatter(-1, top.indices, top.values.relu())
+
+    def decode(self, acts: torch.Tensor) -> torch.Tensor:
+        """(..., d_sae) -> (..., d_in)."""
+        if self.cfg.rescale_acts_by_decoder_norm:
+            acts = acts / self.W_dec.norm(dim=-1)
+        return acts @ self.W_dec + self.b_dec
+
+
+def native_topk(folder: Path) -> NativeTopKSAE | None:
+    """The TopK SAE in `folder` loaded without sae-lens, or None when its cfg.json asks for
+    something else (another architecture, activation normalization, reshaping): sae-lens loads
+    those. Raises OSError / ValueError / KeyError for an unreadable folder, as sae-lens would."""
+    cfg = json.loads((folder / "cfg.json").read_text(encoding="utf-8"))
+    plain = (
+        cfg.get("architecture") == "topk"
+        and cfg.get("normalize_activations", "none") == "none"
+        and cfg.get("reshape_activations", "none") == "none"
+    )
+    if not plain:
+        return None
+    meta = cfg.get("metadata", {})
+    ns = SimpleNamespace(
+        d_in=int(cfg["d_in"]), d_sae=int(cfg["d_sae"]), k=int(cfg["k"]),
+        apply_b_dec_to_input=bool(cfg.get("apply_b_dec_to_input", True)),
+        rescale_acts_by_decoder_norm=bool(cfg.get("rescale_acts_by_decoder_norm", False)),
+        metadata=SimpleNamespace(hook_name=meta.get("hook_name"), model_name=meta.get("model_name")),
+    )
+    return NativeTopKSAE(ns, load_file(folder / "sae_weights.safetensors"))
+
 
 @dataclass
 class LoadedSAE:
     """An SAE ready to encode the residual stream after decoder layer `layer`."""
 
-    sae: SAE
+    sae: "SAE | NativeTopKSAE"
     layer: int
     """Decoder layer whose output the SAE reads (and where its features steer)."""
     sae_id: str
@@ -88,14 +151,14 @@ def load_sae(
                 if source.kind == "shipped":
                     raise SAEError(f"the shipped SAE {folder} is missing; reinstall tinymorph")
                 raise SAEError(f"{folder} is not an SAE in sae-lens format (cfg.json + sae_weights.safetensors)")
-            sae = SAE.load_from_disk(folder, device="cpu", dtype="float32")
+            sae = native_topk(folder) or _sae_lens().load_from_disk(folder, device="cpu", dtype="float32")
         elif source.kind == "registry":
             if not allow_downloads:
                 raise NetworkDisabledError(
                     f"loading {source.release}:{source.registry_id} downloads it from the Hugging Face Hub; "
                     "pass --allow-downloads to allow that"
                 )
-            sae = SAE.from_pretrained(source.release, source.registry_id, device="cpu", dtype="float32")
+            sae = _sae_lens().from_pretrained(source.release, source.registry_id, device="cpu", dtype="float32")
         else:
             raise SAEError("no SAE was asked for (--sae none)")
     except (OSError, ValueError, KeyError, RuntimeError, json.JSONDecodeError) as exc:
