@@ -120,6 +120,7 @@ def worker_config(settings: Settings, paths: AppPaths, manifest: ModelManifest) 
         burst_threads=settings.worker_threads or _cores(),
         int8_decode=settings.int8_decode,
         nice=settings.worker_nice,
+        spare=settings.spare_worker,
     )
 
 

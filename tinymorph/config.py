@@ -83,6 +83,11 @@ class Settings:
     """How much lower than the editor's the model process's scheduling priority is (`nice`; on
     Linux it also runs as SCHED_BATCH); 0 leaves it as the editor's."""
 
+    spare_worker: bool = True
+    """Keep a second model process loaded and waiting, so that after a crash suggestions are back
+    at once instead of after a full load (~7 s on 2 cores). It costs ~1.5 GB of memory, and is
+    started only when at least `engine.client.SPARE_MIN_FREE_GB` are free."""
+
     keybindings: dict[str, str] = field(default_factory=dict)
     """Binding id -> keys (comma-separated), e.g. `accept_suggestion = "tab"`. Ids are listed
     in docs/keybindings.md."""
@@ -150,6 +155,7 @@ _FIELD_TYPES: dict[str, Any] = {
     "int8_decode": bool,
     "worker_threads": int,
     "worker_nice": int,
+    "spare_worker": bool,
 }
 
 

@@ -22,9 +22,12 @@ from tinymorph.engine.protocol import (
 )
 
 
-def start(manifest: ModelManifest, tmp_path: Path, sae: str = "default") -> tuple[EngineClient, "queue.Queue[Event]"]:
+def start(
+    manifest: ModelManifest, tmp_path: Path, sae: str = "default", spare: bool = False
+) -> tuple[EngineClient, "queue.Queue[Event]"]:
     events: queue.Queue[Event] = queue.Queue()
-    config = WorkerConfig(manifest, str(tmp_path / "cache"), 511, str(tmp_path / "worker.log"), threads=1, sae=sae)
+    config = WorkerConfig(manifest, str(tmp_path / "cache"), 511, str(tmp_path / "worker.log"), threads=1, sae=sae,
+                          spare=spare)
     engine = EngineClient(config)
     engine.start(events.put)
     return engine, events
@@ -89,6 +92,50 @@ def test_a_killed_worker_is_reported_and_restarted_at_once(tiny_manifest, tmp_pa
         assert engine.pid != first_pid
         engine.request(SuggestRequest(5, "Hello", max_new_tokens=3))
         assert wait_for(events, SuggestionReady).request_id == 5
+    finally:
+        engine.stop()
+
+
+def test_a_spare_worker_takes_over_at_once_and_another_spare_follows(tiny_manifest, tmp_path, monkeypatch):
+    monkeypatch.setattr(client_module, "SPARE_DELAY_S", 0.2)
+    monkeypatch.setattr(client_module, "SPARE_MIN_FREE_GB", 0.0)
+    started = time.monotonic()
+    engine, events = start(tiny_manifest, tmp_path, spare=True)
+    try:
+        wait_for(events, WorkerReady)
+        first_start = time.monotonic() - started
+        deadline = time.monotonic() + 30
+        while engine._spare is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert engine._spare is not None
+        spare_pid = engine._spare[0].pid
+        time.sleep(2 * first_start + 1)  # the spare loads the tiny model meanwhile
+        os.kill(engine.pid, signal.SIGKILL)
+        died = wait_for(events, WorkerDied)
+        assert died.restart_in_s == 0
+        t0 = time.monotonic()
+        wait_for(events, WorkerReady)
+        # It had loaded already: back far sooner than a start takes.
+        assert engine.pid == spare_pid and time.monotonic() - t0 < first_start / 2
+        engine.request(SuggestRequest(7, "Hello", max_new_tokens=3))
+        assert wait_for(events, SuggestionReady).request_id == 7
+        deadline = time.monotonic() + 30
+        while (engine._spare is None or engine._spare[0].pid == spare_pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert engine._spare is not None and engine._spare[0].pid != spare_pid  # a new spare for the next time
+    finally:
+        engine.stop()
+    assert engine._spare is None
+
+
+def test_no_spare_when_memory_is_short(tiny_manifest, tmp_path, monkeypatch):
+    monkeypatch.setattr(client_module, "SPARE_DELAY_S", 0.0)
+    monkeypatch.setattr(client_module, "free_memory_gb", lambda: 1.0)
+    engine, events = start(tiny_manifest, tmp_path, spare=True)
+    try:
+        wait_for(events, WorkerReady)
+        time.sleep(0.5)
+        assert engine._spare is None
     finally:
         engine.stop()
 

@@ -98,9 +98,10 @@ def run_eval_lens(args: argparse.Namespace) -> int:
     for col in ("split", "topic", "labels shown (✓ on topic)"):
         table.add_column(col)
     for t in topics:
-        labels = [f["label"] for f in _features(data, generator.lens_of(t.text))]
+        shown = _features(data, generator.lens_of(t.text))
+        labels = [f["label"] for f in shown]
         scores[t.split].add(labels, t.words)
-        rows.append({"split": t.split, "topic": t.topic, "labels": labels,
+        rows.append({"split": t.split, "topic": t.topic, "labels": labels, "scores": [f["score"] for f in shown],
                      "on_topic": [on_topic(label, t.words) for label in labels]})
         shown = " · ".join(("✓ " if on_topic(label, t.words) else "") + label for label in labels) or "(silent)"
         table.add_row(t.split, t.topic, shown)

@@ -3,9 +3,10 @@
 Owns: the worker process's life. Must not import torch (the UI process never runs torch):
 the worker module is imported only inside the child process, in `_child_entry`.
 Events reach the caller through `on_event`, called from a background thread; the UI turns
-them into Textual messages. If the worker dies, a WorkerDied event is sent and a new worker
-starts at once; only when it dies again before it is ready does a backoff grow
-(1, 2, 4, ... 30 s); a worker that reported WorkerFailed (the model
+them into Textual messages. If the worker dies, a WorkerDied event is sent and the spare worker
+(`config.spare`: a second process that loaded the model after the first was ready, while memory
+allows) takes over at once, or a new worker starts at once; only when it dies again before it is
+ready does a backoff grow (1, 2, 4, ... 30 s); a worker that reported WorkerFailed (the model
 cannot load) is not restarted, since it would fail again. Nor is one that died
 `CRASHES_PER_REQUEST` times while the same request was unanswered (the editor would send it
 again after every restart): the client then reports WorkerFailed itself, saying why.
@@ -43,6 +44,23 @@ from tinymorph.engine.protocol import (
 from tinymorph.logs import route_library_output
 
 BACKOFF_S = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
+SPARE_DELAY_S = 10.0
+"""Seconds after the worker is ready before the spare worker starts loading."""
+SPARE_MIN_FREE_GB = 4.0
+"""Free memory (GB, MemAvailable) below which no spare worker is started (~1.5 GB each)."""
+_Worker = tuple[SpawnProcess, "multiprocessing.Queue[Request]", "multiprocessing.Queue[Event]"]
+
+
+def free_memory_gb() -> float:
+    """MemAvailable from /proc/meminfo in GB; 0 where it cannot be read (no spare then)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return 0.0
 CRASHES_PER_REQUEST = 3
 """Worker deaths with the same request unanswered after which the client stops restarting it."""
 _ANSWERS = (SuggestionReady, RequestFailed, ComparisonReady, FeatureSearchReady, DirectionMade, ConceptMade)
@@ -150,6 +168,10 @@ class EngineClient:
         """Requests sent and not answered yet, by id (only the newest suggestion is kept)."""
         self._crashes: dict[str, int] = {}
         """Worker deaths per unanswered request (by fingerprint)."""
+        self._spare: _Worker | None = None
+        """A second worker, loaded and waiting to take over (`config.spare`)."""
+        self._ready_at: float | None = None
+        """When the worker last said it was ready (monotonic s); None while it is not."""
 
     @property
     def pid(self) -> int | None:
@@ -167,17 +189,41 @@ class EngineClient:
         self._thread = threading.Thread(target=self._pump, name="tinymorph-engine-events", daemon=True)
         self._thread.start()
 
+    def _new_worker(self, name: str) -> "_Worker":
+        requests, events = self._ctx.Queue(), self._ctx.Queue()
+        process = self._ctx.Process(target=self.target, args=(self.config, requests, events), name=name, daemon=True)
+        process.start()
+        return process, requests, events
+
     def _spawn(self) -> None:
         with self._lock:
-            self._requests = self._ctx.Queue()
-            self._events = self._ctx.Queue()
-            self._process = self._ctx.Process(
-                target=self.target,
-                args=(self.config, self._requests, self._events),
-                name="tinymorph-worker",
-                daemon=True,
-            )
-            self._process.start()
+            self._process, self._requests, self._events = self._new_worker("tinymorph-worker")
+
+    def _take_spare(self) -> bool:
+        """Make the spare worker (loaded, or loading) the worker. False when there is none alive."""
+        with self._lock:
+            spare, self._spare = self._spare, None
+            if spare is None or not spare[0].is_alive():
+                return False
+            self._process, self._requests, self._events = spare
+            return True
+
+    def _maybe_start_spare(self) -> None:
+        """Start the spare worker once the worker has been ready SPARE_DELAY_S (its load must not
+        compete with the first suggestions) and if the memory for it is free."""
+        if (
+            not self.config.spare
+            or self._spare is not None
+            or self._ready_at is None
+            or time.monotonic() - self._ready_at < SPARE_DELAY_S
+            or self._stopping.is_set()
+        ):
+            return
+        if free_memory_gb() < SPARE_MIN_FREE_GB:
+            self._ready_at = None  # not again until the next ready
+            return
+        with self._lock:
+            self._spare = self._new_worker("tinymorph-spare-worker")
 
     def request(self, req: Request) -> None:
         """Send a request; a newer SuggestRequest makes the worker abandon an older one; other
@@ -197,6 +243,7 @@ class EngineClient:
             try:
                 event = events.get(timeout=0.1)
             except queue.Empty:
+                self._maybe_start_spare()
                 if process.is_alive() or self._stopping.is_set():
                     continue
                 if self._failed:
@@ -208,6 +255,13 @@ class EngineClient:
                         f"({culprit}); suggestions are off until tinymorph restarts (details: {self.config.log_file})"
                     ))
                     return
+                self._ready_at = None
+                if self._restarts == 0 and self._take_spare():
+                    # The spare has loaded (or is loading) the model: its WorkerReady is already
+                    # waiting in its queue, or soon will be.
+                    self._restarts += 1
+                    self.on_event(WorkerDied(process.exitcode, 0.0))
+                    continue
                 delay = BACKOFF_S[min(self._restarts, len(BACKOFF_S) - 1)]
                 self._restarts += 1
                 self.on_event(WorkerDied(process.exitcode, delay))
@@ -219,6 +273,7 @@ class EngineClient:
                 self._failed = True
             elif isinstance(event, WorkerReady):
                 self._restarts = 0
+                self._ready_at = time.monotonic()
             elif isinstance(event, _ANSWERS):
                 with self._lock:
                     self._pending.pop(event.request_id, None)
@@ -238,13 +293,18 @@ class EngineClient:
         return culprit
 
     def stop(self, timeout: float = 3.0) -> None:
-        """Ask the worker to exit, then kill it if it has not after `timeout` seconds."""
+        """Ask the worker (and the spare) to exit, then kill them if they have not after `timeout`
+        seconds."""
         self._stopping.set()
         with self._lock:
-            process, requests = self._process, self._requests
-        if process is not None and process.is_alive():
-            if requests is not None:
+            workers = [(self._process, self._requests), *([self._spare[:2]] if self._spare else [])]
+            self._spare = None
+        for process, requests in workers:
+            if process is not None and process.is_alive() and requests is not None:
                 requests.put(Shutdown())
+        for process, _requests in workers:
+            if process is None:
+                continue
             process.join(timeout)
             if process.is_alive():
                 process.kill()

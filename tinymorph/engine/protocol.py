@@ -263,6 +263,8 @@ class WorkerConfig:
     behind, where one thread took ~1.8x as long."""
     int8_decode: bool = False
     """Decode steps use int8 copies of the weights (`lm.quantize`)."""
+    spare: bool = False
+    """Keep a second worker loaded and waiting, to take over at once when the first dies."""
     nice: int = 10
     """How much lower than the editor the worker's scheduling priority is (`os.nice`); on Linux
     it also runs as SCHED_BATCH (a throughput task the scheduler does not favour on wake-up)."""
