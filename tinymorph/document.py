@@ -144,7 +144,7 @@ the system allows, line endings (line by line in a file that mixes
         st = target.stat()
         mode: int | None = stat.S_IMODE(st.st_mode)
         owner = (st.st_uid, st.st_gid)
-        if not os.access(target, os.W_OK) or not mode & 0o222:  # no write bit: read-only even for root
+        if not os.access(target, os.W_OK) or not st.st_mode & 0o222:  # no write bit: read-only even for root
             raise DocumentError(f"{path} is read-only; save it under another name")
     except FileNotFoundError:
         mode = None

@@ -103,8 +103,8 @@ def run_eval_lens(args: argparse.Namespace) -> int:
         scores[t.split].add(labels, t.words)
         rows.append({"split": t.split, "topic": t.topic, "labels": labels, "scores": [f["score"] for f in shown],
                      "on_topic": [on_topic(label, t.words) for label in labels]})
-        shown = " · ".join(("✓ " if on_topic(label, t.words) else "") + label for label in labels) or "(silent)"
-        table.add_row(t.split, t.topic, shown)
+        marked = " · ".join(("✓ " if on_topic(label, t.words) else "") + label for label in labels) or "(silent)"
+        table.add_row(t.split, t.topic, marked)
     console = Console()
     console.print(table)
     summary = {split: s.as_dict() for split, s in scores.items()}

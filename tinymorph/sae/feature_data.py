@@ -147,7 +147,8 @@ def _feature_info(
         for s, p, v in zip(scan.top_seq[:, i], scan.top_pos[:, i], scan.top_vals[:, i], strict=False)
         if v > 0
     ]
-    contexts, shown = [], []
+    contexts: list[FeatureContext] = []
+    shown: list[FeatureContext] = []
     for seq, pos, act in ranked:
         lo, hi = max(1, pos - BEFORE), min(len(sequences[seq]), pos + AFTER + 1)
         tokens = tuple(decode(t) for t in sequences[seq][lo:hi])

@@ -39,6 +39,11 @@ class NativeTopKSAE(torch.nn.Module):
     compares them with sae-lens's), without importing sae-lens. `cfg` has the fields tinymorph
     reads (d_in, d_sae, k, metadata.hook_name, metadata.model_name)."""
 
+    W_enc: torch.nn.Parameter  # (d_in, d_sae)
+    b_enc: torch.nn.Parameter  # (d_sae,)
+    W_dec: torch.nn.Parameter  # (d_sae, d_in)
+    b_dec: torch.nn.Parameter  # (d_in,)
+
     def __init__(self, cfg: SimpleNamespace, weights: dict[str, torch.Tensor]) -> None:
         super().__init__()
         self.cfg = cfg

@@ -304,7 +304,7 @@ def train_sae(
         raise SAEError(f"layer {options.layer} does not exist; the model has {n_layers} decoder layers")
     out_dir.mkdir(parents=True, exist_ok=True)
     if options.device != "cpu":
-        lm.model.to(options.device)
+        lm.model.to(torch.device(options.device))  # type: ignore[arg-type]  # transformers types .to narrowly
     sequences, counts = _sequences(corpora, lm, options.seq_len)
     try:
         stream = ActivationStream(lm, options.layer, sequences, options.batch_tokens, seed=options.seed)
