@@ -58,12 +58,13 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     )
     p.add_argument("--lr", type=float, default=d.lr, help=f"learning rate (default {d.lr})")
     p.add_argument(
-        "--checkpoint-tokens", type=int, default=d.checkpoint_tokens,
-        help=f"training tokens between checkpoints (default {d.checkpoint_tokens:,})",
+        "--checkpoint-tokens", type=int,
+        help=f"training tokens between checkpoints (default {d.checkpoint_tokens:,}; with --resume: the run's)",
     )
     p.add_argument(
-        "--eval-tokens", type=int, default=d.eval_tokens,
-        help=f"held-out tokens per corpus evaluated at each checkpoint; 0: none (default {d.eval_tokens:,})",
+        "--eval-tokens", type=int,
+        help=f"held-out tokens per corpus evaluated at each checkpoint; 0: none (default {d.eval_tokens:,}; "
+        "with --resume: the run's)",
     )
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default=d.device, help=f"cpu or cuda (default {d.device})")
@@ -96,7 +97,13 @@ def run_train(args: argparse.Namespace) -> int:
         if args.corpus or start_from:
             raise SAEError("--resume goes on with the corpora and SAE the run started with; give only --out")
         options, corpora, _meta = resume_state(args.out)
-        options = replace(options, device=args.device)
+        # Where it runs and what is measured on the way may change; what is trained may not.
+        options = replace(
+            options,
+            device=args.device,
+            checkpoint_tokens=args.checkpoint_tokens or options.checkpoint_tokens,
+            eval_tokens=options.eval_tokens if args.eval_tokens is None else args.eval_tokens,
+        )
     else:
         if not args.corpus:
             raise SAEError("give one or more folders of text to train on (or --resume with --out)")
@@ -111,8 +118,8 @@ def run_train(args: argparse.Namespace) -> int:
             tokens=args.tokens,
             seq_len=args.seq_len,
             lr=args.lr,
-            checkpoint_tokens=args.checkpoint_tokens,
-            eval_tokens=args.eval_tokens,
+            checkpoint_tokens=args.checkpoint_tokens or TrainOptions.checkpoint_tokens,
+            eval_tokens=TrainOptions.eval_tokens if args.eval_tokens is None else args.eval_tokens,
             seed=args.seed,
             device=args.device,
         )

@@ -272,7 +272,7 @@ def _evaluate(
     sae = SAE.load_from_disk(out_dir, device="cpu", dtype="float32")
     sae.eval()
     loaded = LoadedSAE(sae, options.layer, out_dir.name, model_name, out_dir)
-    return {name: evaluate_sae(lm, loaded, seqs) for name, seqs in heldout.items()}
+    return {name: evaluate_sae(lm, loaded, seqs, baselines=False) for name, seqs in heldout.items()}
 
 
 def train_sae(
