@@ -131,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
             from tinymorph.commands.presets import main as presets_main
 
             return presets_main(argv[1:])
+        if argv[:2] == ["bench", "restart"]:
+            from tinymorph.bench.restart import run_restart_bench
+
+            return run_restart_bench(argv[2:])
         if argv[:2] == ["bench", "sae"]:
             from tinymorph.bench.sae import run_sae_bench
 
