@@ -26,7 +26,8 @@ weighs fully in the lens; less agreement weighs proportionally less."""
 class LensTable:
     """Per feature (index order): `max_act`, its largest activation on held-out text (floored at
     1e-6); `weight`, how much its lighting up says about the writer's text (`weight_of`); `group`,
-    the index of the first feature with the same shown label (the lens shows a label once)."""
+    the index of the first feature whose shown label has the same words, in any order (the lens
+    shows a label once)."""
 
     max_act: tuple[float, ...]
     weight: tuple[float, ...]
@@ -39,8 +40,13 @@ def lens_table(data: FeatureData) -> LensTable:
     return LensTable(
         tuple(max(f.max_act, 1e-6) for f in data.features),
         tuple(weight_of(f) for f in data.features),
-        tuple(first.setdefault(lens_label(f.label), f.index) for f in data.features),
+        tuple(first.setdefault(_label_key(f.label), f.index) for f in data.features),
     )
+
+
+def _label_key(label: str) -> str:
+    """The shown label's words as a set: "came, come" and "come, came" read as the same label."""
+    return ", ".join(sorted(w.strip() for w in lens_label(label).split(",")))
 
 
 def weight_of(f) -> float:  # type: ignore[no-untyped-def]

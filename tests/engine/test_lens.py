@@ -33,7 +33,7 @@ def test_label_groups_join_features_whose_shown_labels_match():
     from tinymorph.engine.lens import label_groups
     from tinymorph.features import FeatureData, FeatureInfo
 
-    labels = ["sea, sick, waves", "→ writes: sea, sick", "bees, honey", "sea, ships"]
+    labels = ["sea, sick, waves", "→ writes: sick, sea", "bees, honey", "sea, ships"]
     features = tuple(FeatureInfo(i, lab, 0.01, 1.0, (), (), ()) for i, lab in enumerate(labels))
     data = FeatureData("s", "m", "h", 1, features)
     assert label_groups(data) == [0, 0, 2, 3]
