@@ -29,11 +29,11 @@ def test_a_label_is_shown_once_and_a_weak_lens_is_silent():
     assert summarize(rows, groups, min_score=0.95) == ()  # nothing says enough: silence
 
 
-def test_label_groups_join_features_whose_shown_labels_match():
-    from tinymorph.engine.lens import label_groups
+def test_features_whose_shown_labels_have_the_same_words_share_a_group():
     from tinymorph.features import FeatureData, FeatureInfo
+    from tinymorph.lens_table import lens_table
 
     labels = ["sea, sick, waves", "→ writes: sick, sea", "bees, honey", "sea, ships"]
     features = tuple(FeatureInfo(i, lab, 0.01, 1.0, (), (), ()) for i, lab in enumerate(labels))
     data = FeatureData("s", "m", "h", 1, features)
-    assert label_groups(data) == [0, 0, 2, 3]
+    assert lens_table(data).group == (0, 0, 2, 3)

@@ -45,16 +45,20 @@ def add_parsers(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser
 
 def _generator(args: argparse.Namespace) -> tuple[Any, FeatureData]:
     """A Generator set up as the worker sets it up (`engine.worker`), and the feature data."""
+    from tinymorph.cli_common import settings_from_args
     from tinymorph.commands.features import load_cli_sae
     from tinymorph.engine.generate import Generator
-    from tinymorph.engine.lens import label_groups, lens_weights, max_act_tensor
+    from tinymorph.engine.lens import lens_tensors
+    from tinymorph.lens_table import lens_table
+    from tinymorph.paths import app_paths
 
     lm, sae, _manifest = load_cli_sae(args, Console(stderr=True))
     if sae.folder is None:
         raise SAEError("this SAE has no local feature data; build it with `tinymorph features build`")
     data = load_feature_data(sae.folder, sae.d_sae)
-    generator = Generator(lm, 511, sae, max_act_tensor(data), lens_weights=lens_weights(data),
-                          lens_groups=label_groups(data))
+    max_acts, weights, groups = lens_tensors(lens_table(data))
+    context = settings_from_args(args, app_paths()).context_tokens  # as the worker is configured
+    generator = Generator(lm, context, sae, max_acts, lens_weights=weights, lens_groups=groups)
     return generator, data
 
 

@@ -116,7 +116,7 @@ class Generator:
         """`sae` (optional) gives steering by feature and the feature lens; `max_acts` (d_sae,)
         scales activations to fractions of each feature's max on held-out text, and the lens
         multiplies those by `lens_weights` (d_sae,) (`lens_weights`; default: all 1) and shows one
-        feature of each `lens_groups` entry (`label_groups`; default: each its own). `sampler`
+        feature of each `lens_groups` entry (`LensTable.group`; default: each its own). `sampler`
         replaces `sample` (the benchmark runs the sampling this replaced, beside it).
         `steer_prompt`: steer every context position too (the prefix cache is then rebuilt
         whenever the steering changes); by default steering starts at the last context token.

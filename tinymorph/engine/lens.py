@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 
 from tinymorph.features import FeatureData
-from tinymorph.lens_table import LensTable, lens_table, weight_of
+from tinymorph.lens_table import LensTable, weight_of
 from tinymorph.lm.steering import FeatureSource
 
 LENS_TOKENS = 12
@@ -43,12 +43,6 @@ def max_act_tensor(data: FeatureData) -> torch.Tensor:
 def lens_weights(data: FeatureData) -> torch.Tensor:
     """(d_sae,) each feature's weight in the lens (`lens_table.weight_of`)."""
     return torch.tensor([weight_of(f) for f in data.features])
-
-
-def label_groups(data: FeatureData) -> list[int]:
-    """(d_sae,) for each feature the index of the first feature with the same shown label, so that
-    the lens shows a label once (`summarize`)."""
-    return list(lens_table(data).group)
 
 
 def encode_rows(
@@ -83,7 +77,7 @@ def summarize(
     (one per position, oldest first): (index, score), best first, the score being the mean over
     the encoded positions among them of the weighted activation (`encode_rows`). Features scoring
     below `min_score` are left out (the lens prefers silence to noise), and of features in the
-    same `groups` entry (the same label, `label_groups`) only the best is kept."""
+    same `groups` entry (the same label, `LensTable.group`) only the best is kept."""
     kept = [r for r in rows[-LENS_TOKENS:] if r]
     total: dict[int, float] = {}
     for row in kept:
