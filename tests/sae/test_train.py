@@ -70,6 +70,7 @@ def test_training_writes_sae_lens_format_checkpoints_and_learns(tiny_lm, tiny_ma
     meta = json.loads((tmp_path / "out" / "tinymorph.json").read_text())
     assert meta["model"] == "tiny-gemma3" and meta["hook_name"] == "blocks.2.hook_resid_post"
     assert meta["training_tokens"] == OPTIONS.tokens and meta["corpus_train_tokens"]["corpus"] > 0
+    assert len(meta["corpus_fingerprints"]["corpus"]) == 64
     assert meta["architecture"] == "topk" and meta["completed"] is True and meta["command"]
     assert [r.tokens for r in reports] == list(range(256, OPTIONS.tokens + 1, 256))
     # A checkpoint every 5 steps and one at the end, each with held-out metrics, also on disk.

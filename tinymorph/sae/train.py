@@ -323,6 +323,7 @@ def train_sae(
             "architecture": "topk",
             "corpora": [str(c.root) for c in corpora],
             "corpus_train_tokens": dict(zip((c.root.name for c in corpora), counts, strict=True)),
+            "corpus_fingerprints": {c.root.name: c.fingerprint() for c in corpora},
             "options": asdict(options),
             "started_from": str(start_from) if start_from else None,
             "command": command,
@@ -376,7 +377,12 @@ def train_sae(
     checkpoint_every = max(1, options.checkpoint_tokens // options.batch_tokens)
     started, completed = time.monotonic(), False
 
+    checkpointed_at = [-1]  # the step of the last checkpoint written
+
     def checkpoint() -> None:
+        if checkpointed_at[0] == trainer.n_training_steps:
+            return  # stopped right after one: it is on disk, with its metrics
+        checkpointed_at[0] = trainer.n_training_steps
         elapsed = float(state.get("seconds", 0.0)) + (time.monotonic() - started)  # type: ignore[arg-type]
         info = {**metadata, "training_tokens": trainer.n_training_samples, "training_seconds": round(elapsed, 1)}
         save_sae(trainer, out_dir, options, {**info, "completed": trainer.n_training_steps >= steps})
