@@ -44,11 +44,11 @@ class AppPaths:
     def models_cache(self) -> Path:
         return self.cache_dir / "models"
 
-    def roots(self, env: Mapping[str, str] | None = None) -> list[Path]:
-        """tinymorph's own top folders: `TINYMORPH_HOME` when set (in `env`, default
-        `os.environ`), else the config, data and cache folders (their parents are not ours)."""
-        home = (os.environ if env is None else env).get(HOME_ENV)
-        return [Path(home).expanduser()] if home else [self.config_dir, self.data_dir, self.cache_dir]
+    def roots(self) -> list[Path]:
+        """tinymorph's own top folders: the config, data and cache folders. Their parents are not
+        tinymorph's (a `TINYMORPH_HOME` may be a folder of the writer's own), so nothing above
+        them is ever changed, except folders tinymorph itself creates to hold them."""
+        return [self.config_dir, self.data_dir, self.cache_dir]
 
 
 def app_paths(env: Mapping[str, str] | None = None) -> AppPaths:

@@ -1,8 +1,8 @@
 """Private by default: tinymorph's folders are 0700 and every file in them 0600, whatever the umask.
 
-Owns: making tinymorph's own folders (config, data, cache, and `TINYMORPH_HOME` itself) and the
-files it creates in them readable by the writer alone, and tightening what an older version made
-looser, once, on start. tinymorph keeps copies of the writer's text (the journal, every saved
+Owns: making tinymorph's own folders (config, data, cache; a `TINYMORPH_HOME` only when
+tinymorph creates it) and the files it creates in them readable by the writer alone, and
+tightening what an older version made looser, once, on start. tinymorph keeps copies of the writer's text (the journal, every saved
 version, the suggestion log's metadata) in the store; with the usual umask 022 they would be
 readable by every account on the machine. Vim gives its swap file the permissions of the file it
 protects; tinymorph does at least as well. Imports nothing of ours (`AppPaths.roots` says which
@@ -48,8 +48,8 @@ def private_file(path: Path) -> Path:
 
 
 def tighten(roots: list[Path]) -> list[Path]:
-    """Make every existing folder under `roots` (tinymorph's own folders) 0700 and every file 0600 where
-    group or others had any permission (what an older version, or the umask, left). Symlinks are
+    """Make every existing folder under `roots` (tinymorph's own folders) 0700 and every file 0600
+    where group or others had any permission (what an older version, or the umask, left). Symlinks are
     not followed. Returns the paths changed; logs one line when there are any."""
     changed: list[Path] = []
     for root in roots:
@@ -69,8 +69,8 @@ def tighten(roots: list[Path]) -> list[Path]:
 
 
 def secure(roots: list[Path]) -> None:
-    """Create `roots` (tinymorph's own folders) private and tighten what is already in them (on every start;
-    cheap when nothing needs it). Errors are logged, not raised: a folder tinymorph cannot change
+    """Create `roots` (tinymorph's own folders) private and tighten what is already in them (on
+    every start; cheap when nothing needs it). Errors are logged, not raised: a folder tinymorph cannot change
     (a shared mount) must not keep the writer from writing."""
     try:
         for root in roots:
