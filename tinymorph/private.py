@@ -2,8 +2,8 @@
 
 Owns: making tinymorph's own folders (config, data, cache; a `TINYMORPH_HOME` only when
 tinymorph creates it) and the files it creates in them readable by the writer alone, and
-tightening what an older version made looser, once, on start. tinymorph keeps copies of the writer's text (the journal, every saved
-version, the suggestion log's metadata) in the store; with the usual umask 022 they would be
+tightening what an older version made looser, once, on start. tinymorph keeps copies of the
+writer's text (the journal, every saved version) in the store; with the usual umask 022 they would be
 readable by every account on the machine. Vim gives its swap file the permissions of the file it
 protects; tinymorph does at least as well. Imports nothing of ours (`AppPaths.roots` says which
 folders are tinymorph's own).
