@@ -183,17 +183,17 @@ class Store:
     @_sql("forget the document")
     def forget(self, path: str | None) -> int:
         """Delete every row about the document at `path` (None: about every document): its
-        state and last preset, its journal, its saved versions and its suggestion log. Then the
-        freed pages are overwritten (`VACUUM`, after a WAL checkpoint) so the text does not stay
-        in the file. Saved presets and settings are not about a document and stay. Returns the
+        state and last preset, its journal, its saved versions and its suggestion log. The deleted
+        rows are overwritten (`secure_delete`), the file rewritten (`VACUUM`) and the WAL emptied
+        (a truncating checkpoint), so the text does not stay in the store's files. Saved presets and settings are not about a document and stay. Returns the
         rows deleted."""
         deleted = 0
+        self.db.execute("pragma secure_delete = on")  # deleted rows are overwritten, not only unlinked
         with self.db.conn:
             for table in self.DOCUMENT_TABLES:
                 if table in self.db.table_names():
                     where, args = ("path = ?", [path]) if path is not None else ("1", [])
                     deleted += self.db.execute(f"delete from [{table}] where {where}", args).rowcount
-        self.db.execute("pragma secure_delete = on")
         self.db.execute("vacuum")
         self.db.execute("pragma wal_checkpoint(truncate)")
         return deleted
