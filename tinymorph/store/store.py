@@ -185,8 +185,8 @@ class Store:
         """Delete every row about the document at `path` (None: about every document): its
         state and last preset, its journal, its saved versions and its suggestion log. The deleted
         rows are overwritten (`secure_delete`), the file rewritten (`VACUUM`) and the WAL emptied
-        (a truncating checkpoint), so the text does not stay in the store's files. Saved presets and settings are not about a document and stay. Returns the
-        rows deleted."""
+        (a truncating checkpoint), so the text does not stay in the store's files. Saved presets
+        and settings are not about a document and stay. Returns the rows deleted."""
         deleted = 0
         self.db.execute("pragma secure_delete = on")  # deleted rows are overwritten, not only unlinked
         with self.db.conn:
