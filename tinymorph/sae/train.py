@@ -302,6 +302,11 @@ def train_sae(
     n_layers = int(lm.model.config.num_hidden_layers)
     if not 0 <= options.layer < n_layers:
         raise SAEError(f"layer {options.layer} does not exist; the model has {n_layers} decoder layers")
+    if options.device != "cpu" and options.eval_tokens:
+        # `sae.evaluate` builds its tensors on the CPU; rather than fail at the first checkpoint,
+        # say so before any work (not yet run on a GPU).
+        raise SAEError(f"checkpoint metrics run on the CPU only; with --device {options.device} pass "
+                       "--eval-tokens 0 and evaluate the result with `tinymorph sae eval`")
     out_dir.mkdir(parents=True, exist_ok=True)
     if options.device != "cpu":
         lm.model.to(torch.device(options.device))  # type: ignore[arg-type]  # transformers types .to narrowly
