@@ -85,8 +85,9 @@ class Settings:
 
     spare_worker: bool = True
     """Keep a second model process loaded and waiting, so that after a crash suggestions are back
-    at once instead of after a full load (~7 s on 2 cores). It costs ~1.5 GB of memory, and is
-    started only when at least `engine.client.SPARE_MIN_FREE_GB` are free."""
+    at once instead of after a full load (~9 s on 2 cores, `tinymorph bench restart`). It costs
+    the memory of a second worker, and is started only when at least
+    `engine.client.SPARE_MIN_FREE_GB` are free."""
 
     keybindings: dict[str, str] = field(default_factory=dict)
     """Binding id -> keys (comma-separated), e.g. `accept_suggestion = "tab"`. Ids are listed

@@ -47,7 +47,7 @@ BACKOFF_S = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 SPARE_DELAY_S = 10.0
 """Seconds after the worker is ready before the spare worker starts loading."""
 SPARE_MIN_FREE_GB = 4.0
-"""Free memory (GB, MemAvailable) below which no spare worker is started (~1.5 GB each)."""
+"""Free memory (GB, MemAvailable) below which no spare worker is started."""
 _Worker = tuple[SpawnProcess, "multiprocessing.Queue[Request]", "multiprocessing.Queue[Event]"]
 
 
