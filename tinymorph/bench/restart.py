@@ -2,8 +2,8 @@
 
 Owns: killing a ready worker (SIGKILL) `kills` times and timing, from the kill, the first
 suggestion answered: with the spare worker (`spare_worker`, now) and without (a fresh start,
-before), one arm after the other in one run. Prints a table and returns the times; no report file. Runs the
-real model; never a unit test.
+before), one arm after the other in one run. Prints a table; no report file. Runs the real
+model; never a unit test.
 """
 
 import argparse
