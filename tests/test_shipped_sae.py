@@ -88,3 +88,13 @@ def test_its_quality_recomputed_on_a_held_out_slice_matches_the_metrics_file(rea
     assert got.l0 == pytest.approx(recorded["l0"], abs=1.0)  # TopK k = 48
     assert got.variance_explained == pytest.approx(recorded["variance_explained"], abs=0.06)
     assert got.ce_recovered >= 0.9
+
+
+def test_no_shipped_label_holds_a_slur_and_the_lens_table_matches_the_features():
+    from tinymorph.labels import SLURS
+    from tinymorph.lens_table import lens_table, load_lens_table
+
+    data = load_feature_data(FOLDER, d_sae=4096)
+    words = {w.strip(" →:").lower() for f in data.features for w in f.label.replace(",", " ").split()}
+    assert not words & SLURS
+    assert load_lens_table(FOLDER, 4096) == lens_table(data)  # the worker reads it instead of the features
