@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from tinymorph.features import FILE_NAME, FeatureData
+from tinymorph.features import FILE_NAME, FeatureData, FeatureInfo
 from tinymorph.labels import agreement, lens_label
 
 LENS_FILE = "lens.json"
@@ -38,10 +38,16 @@ def lens_table(data: FeatureData) -> LensTable:
     """The lens numbers of every feature of `data`."""
     first: dict[str, int] = {}
     return LensTable(
-        tuple(max(f.max_act, 1e-6) for f in data.features),
+        tuple(floored_max_act(f) for f in data.features),
         tuple(weight_of(f) for f in data.features),
         tuple(first.setdefault(_label_key(f.label), f.index) for f in data.features),
     )
+
+
+def floored_max_act(f: FeatureInfo) -> float:
+    """A feature's largest activation on held-out text, floored at 1e-6 (activations are divided
+    by it)."""
+    return max(f.max_act, 1e-6)
 
 
 def _label_key(label: str) -> str:
@@ -49,7 +55,7 @@ def _label_key(label: str) -> str:
     return ", ".join(sorted(w.strip() for w in lens_label(label).split(",")))
 
 
-def weight_of(f) -> float:  # type: ignore[no-untyped-def]
+def weight_of(f: FeatureInfo) -> float:
     """A feature's weight in the lens: its inverse density ln(1/density) / ln(10^4) (as idf weighs
     words: a feature firing on 1 token in 10^4 says more than one firing on 1 in 30), times how
     much its contexts agree on its label words (`labels.agreement`, full weight from

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 
 from tinymorph.features import FeatureData
-from tinymorph.lens_table import LensTable, weight_of
+from tinymorph.lens_table import LensTable, floored_max_act, weight_of
 from tinymorph.lm.steering import FeatureSource
 
 LENS_TOKENS = 12
@@ -37,7 +37,7 @@ def lens_tensors(table: LensTable) -> tuple[torch.Tensor, torch.Tensor, list[int
 def max_act_tensor(data: FeatureData) -> torch.Tensor:
     """(d_sae,) each feature's max activation on held-out text (floored at 1e-6), to scale
     activations to fractions of it."""
-    return torch.tensor([max(f.max_act, 1e-6) for f in data.features])
+    return torch.tensor([floored_max_act(f) for f in data.features])
 
 
 def lens_weights(data: FeatureData) -> torch.Tensor:

@@ -10,6 +10,7 @@ import math
 import torch
 
 from tinymorph.features import FeatureData, SearchHit, fuse, steer_scores, text_scores
+from tinymorph.lens_table import floored_max_act
 from tinymorph.lm.hooks import run_to_layer
 from tinymorph.lm.model import LoadedModel, decoder_layers
 from tinymorph.sae.loading import LoadedSAE
@@ -35,7 +36,7 @@ def activation_scores(
     if acts.shape[0] == 0:
         return {}
     peak = acts.max(dim=0).values  # (F,)
-    max_act = torch.tensor([max(f.max_act, 1e-6) for f in data.features])
+    max_act = torch.tensor([floored_max_act(f) for f in data.features])
     density = torch.tensor([max(f.density, 1e-6) for f in data.features])
     idf = (1 / density).log() / math.log(1e4)  # (F,)
     dense = torch.tensor([f.dense for f in data.features])

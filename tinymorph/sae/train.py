@@ -395,8 +395,8 @@ def train_sae(
         metrics = _evaluate(lm, out_dir, options, heldout, model_name)
         entry = CheckpointReport(trainer.n_training_samples, round(elapsed, 1), metrics)
         with (out_dir / HISTORY_FILE).open("a", encoding="utf-8") as f:
-            f.write(json.dumps({"tokens": entry.tokens, "seconds": entry.seconds,
-                                "metrics": {k: v.as_dict() for k, v in metrics.items()}}) + "\n")
+            measured = {k: {m: v for m, v in r.as_dict().items() if v == v} for k, r in metrics.items()}  # no NaN
+            f.write(json.dumps({"tokens": entry.tokens, "seconds": entry.seconds, "metrics": measured}) + "\n")
         on_checkpoint(entry)
 
     with _stop_requests() as stop_requested:
