@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tinymorph import __version__
 from tinymorph.cli_common import add_model_options, add_sae_option, load_cli_model, settings_from_args, worker_config
-from tinymorph.config import Settings
+from tinymorph.config import KEYMAPS, Settings
 from tinymorph.document import document_path
 from tinymorph.engine.client import EngineClient
 from tinymorph.errors import TinymorphError
@@ -55,6 +55,9 @@ def _editor_parser() -> argparse.ArgumentParser:
         "--alternatives", type=int, help=f"continuations sampled per request (default {defaults.alternatives})"
     )
     parser.add_argument("--temperature", type=float, help=f"sampling temperature (default {defaults.temperature})")
+    parser.add_argument(
+        "--keymap", choices=KEYMAPS, help=f"keys: tinymorph's own or vim's modal editing (default {defaults.keymap})"
+    )
     parser.add_argument(
         "--no-suggestions", dest="suggestions", action="store_const", const=False,
         help="edit without starting the model",
@@ -135,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
             from tinymorph.bench.restart import run_restart_bench
 
             return run_restart_bench(argv[2:])
+        if argv[:2] == ["bench", "keymap"]:
+            from tinymorph.bench.keymap import run_keymap_bench
+
+            return run_keymap_bench(argv[2:])
         if argv[:2] == ["bench", "sae"]:
             from tinymorph.bench.sae import run_sae_bench
 

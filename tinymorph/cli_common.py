@@ -78,6 +78,7 @@ def settings_from_args(args: argparse.Namespace, paths: AppPaths) -> Settings:
             "suggestions",
             "int8_decode",
             "worker_threads",
+            "keymap",
         )
     }
     config_file = getattr(args, "config", None) or paths.config_file

@@ -20,6 +20,7 @@ ENV_PREFIX = "TINYMORPH_"
 # keeps 511; a context of at most 511 tokens (BOS included) is never truncated in the cache, so
 # prefix reuse stays exact (transformers DynamicSlidingWindowLayer).
 MAX_CONTEXT_TOKENS = 511
+KEYMAPS = ("default", "vim")
 
 
 @dataclass
@@ -89,6 +90,11 @@ class Settings:
     the memory of a second worker, and is started only when at least
     `engine.client.SPARE_MIN_FREE_GB` are free."""
 
+    keymap: str = "default"
+    """"default": tinymorph's keys (docs/keybindings.md); "vim": modal editing as in Vim, with
+    normal, insert, visual and command-line modes (`--keymap vim`; the vim table in
+    docs/keybindings.md). Ghost text shows in insert mode only."""
+
     keybindings: dict[str, str] = field(default_factory=dict)
     """Binding id -> keys (comma-separated), e.g. `accept_suggestion = "tab"`. Ids are listed
     in docs/keybindings.md."""
@@ -108,6 +114,8 @@ class Settings:
             raise ConfigError(f"alternatives must be between 1 and 8, got {self.alternatives}")
         if not 0.0 <= self.temperature <= 2.0:
             raise ConfigError(f"temperature must be between 0 and 2, got {self.temperature}")
+        if self.keymap not in KEYMAPS:
+            raise ConfigError(f"keymap must be one of {', '.join(KEYMAPS)}, got {self.keymap!r}")
         if not 0 <= self.worker_nice <= 19:
             raise ConfigError(f"worker_nice must be between 0 and 19, got {self.worker_nice}")
         if not 0 <= self.worker_threads <= 256:
@@ -157,6 +165,7 @@ _FIELD_TYPES: dict[str, Any] = {
     "worker_threads": int,
     "worker_nice": int,
     "spare_worker": bool,
+    "keymap": str,
 }
 
 

@@ -43,6 +43,7 @@ from tinymorph.ui.safety import FileSafety
 from tinymorph.ui.steering import SteeringPanel
 from tinymorph.ui.steering_actions import SteeringActions
 from tinymorph.ui.themes import load_themes
+from tinymorph.ui.vim import VimHost, VimKeymap
 from tinymorph.ui.widgets import QuitScreen, StatusBar
 
 # Characters sent to the worker per token of context: generous, since the worker trims to
@@ -164,6 +165,8 @@ class TinymorphApp(FileSafety, SteeringActions, App[None]):
             if state is not None:
                 self.editor.move_cursor((state.cursor_row, state.cursor_column))
             self.store.remember_document(str(self.path), *self.editor.cursor_location)
+        if self.settings.keymap == "vim":
+            self.editor.keymap = self._vim_keymap()
         self.editor.focus()
         self._update_words()
         if self.store.recovered_from is not None:
@@ -329,12 +332,32 @@ class TinymorphApp(FileSafety, SteeringActions, App[None]):
 
         def decided(choice: str | None) -> None:
             if choice == "discard":
-                self._discarded = True
-                self._clear_journal(self.path)
-            if (choice == "save" and self.action_save()) or choice == "discard":
+                self.discard_and_quit()
+            elif choice == "save" and self.action_save():
                 self._shut_down()
 
         self.push_screen(QuitScreen(self.path.name), decided)
+
+    def discard_and_quit(self) -> None:
+        """Quit, dropping unsaved changes (vim's `:q!`); the journal is cleared, as when the writer
+        picks "Quit without saving"."""
+        self._discarded = True
+        self._clear_journal(self.path)
+        self._shut_down()
+
+    def _vim_keymap(self) -> VimKeymap:
+        def show_mode(text: str) -> None:
+            self.status.mode = text
+            self.status.refresh_status()
+
+        host = VimHost(
+            save=self.action_save, quit=self.action_quit, discard_and_quit=self.discard_and_quit,
+            reload=self.ask_reload, modified=lambda: self.modified, show_mode=show_mode,
+            notify=lambda text: self.notify(text, timeout=3),
+        )
+        keymap = VimKeymap(self.editor, host)
+        keymap.start()
+        return keymap
 
     def _shut_down(self) -> None:
         with self.storing("remember the cursor"):

@@ -7,6 +7,7 @@ worker itself.
 """
 
 import dataclasses
+from typing import Protocol
 
 from rich.segment import Segment
 from rich.style import Style
@@ -29,6 +30,19 @@ MATCH_CHARS = 200
 HIGHLIGHT_LIMIT_CHARS = 256_000
 """Markdown highlighting (tree-sitter) is on for documents up to this size: above it every
 keystroke re-parses through a Python callback and typing lags (~0.5 s per key at 1 MB here)."""
+
+
+class Keymap(Protocol):
+    """A keymap that sees every key before the editor's bindings (`ui/vim.py`)."""
+
+    @property
+    def typing_inserts(self) -> bool:
+        """False while a key the keymap passes on must not type into the document."""
+        ...
+
+    async def handle_key(self, event: events.Key) -> bool:
+        """True if the keymap used `event` (the editor then does nothing more with it)."""
+        ...
 
 
 class SuggestingEditor(TextArea):
@@ -65,6 +79,12 @@ class SuggestingEditor(TextArea):
     SuggestingEditor .editor--inlay {
         color: $foreground 40%;
     }
+    SuggestingEditor.-vim-insert .text-area--cursor {
+        /* vim keymap: a thin cursor in insert mode, the block in normal mode */
+        background: transparent;
+        color: $foreground;
+        text-style: bold underline;
+    }
     """
     COMPONENT_CLASSES = {"editor--inlay"}
     suggestion: Reactive[str] = reactive("", repaint=False)
@@ -78,6 +98,9 @@ class SuggestingEditor(TextArea):
         # Set before TextArea.__init__: it moves the selection, which calls watch_selection.
         self._moving_by_edit = True
         self.suggestions_enabled = False
+        self._held = False
+        self.keymap: Keymap | None = None
+        """The keymap that takes keys first (None: the default keys only)."""
         self.alternatives: tuple[str, ...] = ()
         self._idle_timer: Timer | None = None
         self._pending_before: str | None = None
@@ -229,18 +252,39 @@ class SuggestingEditor(TextArea):
             size += len(parts[-1])
         return "".join(reversed(parts))[-chars:]
 
+    @property
+    def suggestions_held(self) -> bool:
+        """True while typing is not text (vim's normal mode): no suggestion is asked for or shown,
+        and one showing is dropped. Unlike `suggestions_enabled` this is not the writer's switch."""
+        return self._held
+
+    @suggestions_held.setter
+    def suggestions_held(self, held: bool) -> None:
+        if held == self._held:
+            return
+        self._held = held
+        if held:
+            if self._idle_timer is not None:
+                self._idle_timer.stop()
+                self._idle_timer = None
+            if self.suggestion:
+                self._end("dropped")
+            self._pending_before = None
+        else:
+            self.schedule_suggestion()
+
     def schedule_suggestion(self) -> None:
         """(Re)start the idle timer; when it fires, ask for a suggestion if one fits."""
         if self._idle_timer is not None:
             self._idle_timer.stop()
-        if self.suggestions_enabled:
+        if self.suggestions_enabled and not self._held:
             # Textual's timers divide by their delay: a 0 ms setting becomes 1 ms.
             self._idle_timer = self.set_timer(max(self.idle_delay_s, 0.001), self.suggest_now)
 
     def suggest_now(self) -> None:
         """Ask for a suggestion at the cursor now, if one fits here (what the idle timer calls)."""
         self._idle_timer = None
-        if self.suggestion or not self.selection.is_empty or self.read_only:
+        if self.suggestion or not self.selection.is_empty or self.read_only or self._held:
             return
         row, column = self.cursor_location
         if not can_suggest_at(self.document[row], column):
@@ -270,7 +314,8 @@ class SuggestingEditor(TextArea):
         """Show the worker's answer for the text `before` the cursor, if it still fits.
         Streaming calls pass `final=False` and the growing first alternative as `text`; the final
         call passes the alternatives and the `origin` of the request that made them."""
-        if before != self._pending_before or self.before_cursor() != before or not self.selection.is_empty:
+        if (before != self._pending_before or self.before_cursor() != before or not self.selection.is_empty
+                or self._held):
             return False
         if final:
             self._pending_before = None
@@ -424,8 +469,12 @@ class SuggestingEditor(TextArea):
         cursor. So the editor looks the key up in the active bindings (its own, then the
         screen's and the App's, as Textual would) and runs the action before taking the next key.
         A binding whose action does not apply (SkipAction) falls through to the TextArea: Tab
-        with no suggestion indents.
+        with no suggestion indents. A `keymap` sees the key before all of this.
         """
+        if self.keymap is not None and await self.keymap.handle_key(event):
+            event.stop()
+            event.prevent_default()
+            return
         if not event.is_printable:
             active = self.screen.active_bindings.get(event.key)
             if active is not None and active.enabled and not active.binding.priority:
@@ -433,6 +482,10 @@ class SuggestingEditor(TextArea):
                 event.prevent_default()
                 if await self.app.run_action(active.binding.action, active.node):
                     return
+        if self.keymap is not None and not self.keymap.typing_inserts:
+            event.stop()
+            event.prevent_default()
+            return
         if event.key == "escape":  # in an editor Esc never moves focus away (TextArea's indent mode would)
             event.stop()
             event.prevent_default()

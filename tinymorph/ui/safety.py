@@ -37,6 +37,7 @@ OVERWRITE, RELOAD, KEEP_BOTH = (
     "Reload it from disk (my unsaved text goes to history)",
     "Keep both: save my text as a copy beside it",
 )
+CANCEL = "Cancel"
 
 
 def _local_time(stamp: str) -> str:
@@ -283,21 +284,39 @@ class FileSafety:
             if choice == OVERWRITE:
                 self._write(self.path, "save (overwrote a change on disk)")
             elif choice == RELOAD:
-                try:
-                    text, fmt = load_document(self.path)
-                except DocumentError as exc:
-                    self.notify(str(exc), title="Not reloaded", severity="error")
-                    return
-                self._keep_version(self.editor.text, "unsaved (replaced by reload)")
-                self._replace_text(text, clean=True)
-                self.fmt, self.disk, self.base_sha = fmt, disk_stamp(self.path), text_sha256(text)
-                self._keep_version(text, "changed on disk")
-                self._clear_journal(self.path)
+                self.reload_from_disk("changed on disk")
             elif choice == KEEP_BOTH:
                 stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
                 self._save_as_copy(self.path.with_name(f"{self.path.stem}.mine-{stamp}{self.path.suffix}"))
 
         self.push_screen(ChoiceScreen(question, [OVERWRITE, RELOAD, KEEP_BOTH]), decided)
+
+    def reload_from_disk(self: "TinymorphApp", reason: str = "reloaded") -> None:
+        """Replace the editor's text with the file's, as one undoable edit; the text replaced is
+        kept in the version history first, so a reload never loses it."""
+        try:
+            text, fmt = load_document(self.path)
+        except DocumentError as exc:
+            self.notify(str(exc), title="Not reloaded", severity="error")
+            return
+        self._keep_version(self.editor.text, "unsaved (replaced by reload)")
+        self._replace_text(text, clean=True)
+        self.fmt, self.disk, self.base_sha = fmt, disk_stamp(self.path), text_sha256(text)
+        self._keep_version(text, reason)
+        self._clear_journal(self.path)
+
+    def ask_reload(self: "TinymorphApp") -> None:
+        """Reload the file from disk (vim's `:e!`); with unsaved changes, ask first."""
+        if not self.modified:
+            self.reload_from_disk()
+            return
+
+        def decided(choice: str | None) -> None:
+            if choice == RELOAD:
+                self.reload_from_disk()
+
+        question = f"Reload {self.path.name} from disk? Your unsaved text goes to History."
+        self.push_screen(ChoiceScreen(question, [RELOAD, CANCEL]), decided)
 
     def _save_as_copy(self: "TinymorphApp", copy: Path) -> None:
         """Save the editor's text to `copy` and go on editing that file: its lock is taken and the

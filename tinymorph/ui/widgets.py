@@ -7,7 +7,7 @@ from textual.widgets import Button, Label, Static
 
 
 class StatusBar(Static):
-    """One line: file, saved/modified, words, model state, last suggestion latency."""
+    """One line: the vim mode (vim keymap), file, saved/modified, words, model state, last latency."""
 
     DEFAULT_CSS = """
     StatusBar {
@@ -27,13 +27,16 @@ class StatusBar(Static):
         self.model_state = "model: starting"
         self.latency = ""
         self.steering = ""
+        self.mode = ""
+        """The keymap's mode, or the command line being typed (vim keymap); empty otherwise."""
 
     def refresh_status(self) -> None:
         """Repaint the line from the fields. The bar is one row as wide as the screen, so new text
         never changes its size: no layout pass (Static.update's default), which re-laid out and
         repainted the whole screen on every change, twice per suggestion while the writer typed."""
         saved = "modified" if self.modified else "saved"
-        parts = [self.file_name, saved, f"{self.words} words", self.model_state]
+        parts = [self.mode] if self.mode else []
+        parts += [self.file_name, saved, f"{self.words} words", self.model_state]
         if self.steering:
             parts.append(self.steering)
         if self.latency:
