@@ -167,10 +167,12 @@ def type_keys(
     folder: Path, env: dict[str, str], args: list[str], keys: int, rate_hz: float = 8.0,
     ready: tuple[str, ...] = READY,
     timeout_s: float = 2.0,
+    insert: str = "",
 ) -> KeyRun:
     """Start tinymorph on a new file in `folder` with `args`, wait for `ready` in the status bar,
     type `keys` characters of TYPED at `rate_hz`, timing each from the write to the moment the
-    screen shows the line with it, then save and quit. Returns the run (latencies, the file)."""
+    screen shows the line with it, then save and quit. `insert`: keys sent after Ctrl+End and
+    before typing ("A" for the vim keymap's insert mode). Returns the run (latencies, the file)."""
     path = folder / "bench.md"
     path.write_text(START, encoding="utf-8")
     term = Terminal([str(path), *args], env)
@@ -178,6 +180,9 @@ def type_keys(
     try:
         term.wait_for(ready)
         term.send(CTRL_END)
+        if insert:
+            time.sleep(0.3)
+            term.send(insert)
         time.sleep(1.0)
         text = (TYPED * (keys // len(TYPED) + 1))[:keys]
         interval = 1.0 / rate_hz
