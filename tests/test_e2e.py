@@ -134,3 +134,32 @@ def test_a_concept_slider_brings_its_concept_into_the_suggestions(real):
     unsteered, steered = result.arms["unsteered"], result.arms["steered"]
     assert steered.concept_rate >= unsteered.concept_rate + 0.5, (steered.samples, unsteered.samples)
 
+
+
+@pytest.mark.parametrize(("typed", "rest"), [
+    ("After two hours of debate, the committee will reconv", "ene"),  # "▁recon" + "vene": no boundary
+    ("I was deeply disapp", "ointed"),  # "▁disappointed": one token covers it
+    ("The sailor'", "s"),  # an apostrophe: "▁sailor" "'" "s"
+    ("It was late.\nTomorr", "ow"),  # after a line break: no "▁"; "Tom" alone would go on as a name
+])
+def test_the_word_being_typed_is_finished_across_token_boundaries(real, typed, rest):
+    from tinymorph.engine.generate import Generator
+
+    lm, _sae, _features = real
+    answer = Generator(lm, 511).suggest(
+        SuggestRequest(1, typed, alternatives=3, max_new_tokens=12, temperature=0.7, seed=1),
+        lambda: False, lambda *_: None)
+    assert answer is not None and answer.alternatives
+    first = answer.alternatives[0]  # greedy: the likeliest
+    assert first.startswith(rest) and not first[len(rest) : len(rest) + 1].isalpha(), first
+
+
+def test_the_real_vocabulary_offers_the_tokens_that_spell_a_typed_word(real):
+    from tinymorph.engine.healing import TokenStrings
+
+    lm, _sae, _features = real
+    strings = TokenStrings.of(lm.tokenizer)
+    covering, partial = strings.allowed(" reconv")
+    pieces = set(lm.tokenizer.convert_ids_to_tokens(list(partial)))
+    assert "▁recon" in pieces and "▁re" in pieces
+    assert all(lm.tokenizer.convert_ids_to_tokens(i).replace("▁", " ").startswith(" reconv") for i in covering)

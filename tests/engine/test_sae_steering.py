@@ -104,7 +104,7 @@ def lens_of(gen: Generator, text: str, steering: SteeringSpec | None = None) -> 
 
 def test_the_lens_reports_the_features_that_stay_lit_over_the_last_tokens(lm, sae):
     text = "The sea was calm and the boats came home to the harbour"
-    gen = Generator(lm, 31, sae)
+    gen = Generator(lm, 31, sae, heal_words=False)  # the lens of the whole text, its last word too
     got = lens_of(gen, text)
     ids = gen.context_ids(text)
     with torch.no_grad():
@@ -261,9 +261,9 @@ def test_suggest_returns_the_alternatives_best_shown_first_when_features_are_tur
             return list(range(self.rows))
 
     monkeypatch.setattr(generate, "ConceptMeter", Sampled)
-    unranked = Generator(lm, 31, sae).suggest(req, lambda: False, lambda *_: None)
+    unranked = Generator(lm, 31, sae, heal_words=False).suggest(req, lambda: False, lambda *_: None)
     monkeypatch.undo()
-    ranked = Generator(lm, 31, sae).suggest(req, lambda: False, lambda *_: None)
+    ranked = Generator(lm, 31, sae, heal_words=False).suggest(req, lambda: False, lambda *_: None)
     assert unranked is not None and ranked is not None
     scores = seen[0]
     assert len(unranked.alternatives) == 4 and len(set(scores)) == 4  # four different rows, four scores

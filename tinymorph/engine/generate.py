@@ -32,6 +32,7 @@ from transformers import DynamicCache
 from tinymorph.domain import SteeringSpec
 from tinymorph.engine.concepts import ConceptWords
 from tinymorph.engine.continuation import cut_continuation, loops
+from tinymorph.engine.healing import TokenStrings, consume, split_typed_word
 from tinymorph.engine.lens import LENS_TOKENS, MIN_LENS_SCORE, LensRow, encode_rows, summarize
 from tinymorph.engine.protocol import SuggestionReady, SuggestRequest
 from tinymorph.engine.ranking import ConceptMeter, reading
@@ -100,6 +101,31 @@ def sample(
     return torch.cat(tokens)  # (B,)
 
 
+CONFIDENCE_NATS = 10.0
+"""A token's confidence (`token_confidence`) is its probability among the tokens whose logit is
+within this many nats of the likeliest one's; each token further below weighs less than e^-10
+(4.5e-5) of the likeliest, so the rest of the vocabulary changes it little, and no softmax over
+all 262,144 logits is needed (~10 ms a step for 3 rows on 2 cores)."""
+
+
+COVER_NATS = 4.0
+"""See `Generator._constrain`: how much likelier a token that spells only part of the typed word
+must be than the best token that spells all of it, to be drawn instead."""
+
+
+def token_confidence(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """The probability of each row's `tokens` (B,) under `logits` (B, V), over the tokens within
+    CONFIDENCE_NATS of the row's best (see there). Returns (B,) floats in [0, 1]."""
+    out = []
+    for row, token in zip(logits.float(), tokens, strict=True):
+        top = row.max()
+        kept = (row >= top - CONFIDENCE_NATS).nonzero().squeeze(-1)  # (k,) ids near the top
+        weights = (row[kept] - top).exp()  # (k,)
+        mine = row[token] - top
+        out.append(float(mine.exp() / weights.sum()) if mine >= -CONFIDENCE_NATS else 0.0)
+    return torch.tensor(out)
+
+
 class Generator:
     """Serves SuggestRequests on one loaded model, keeping the KV cache between requests.
 
@@ -111,7 +137,7 @@ class Generator:
         max_acts: torch.Tensor | None = None, steer_prompt: bool = False, lens_weights: torch.Tensor | None = None,
         lens_groups: Sequence[int] | None = None,
         sampler: Callable[[torch.Tensor, float, torch.Generator], torch.Tensor] | None = None,
-        prefill_threads: int = 0,
+        prefill_threads: int = 0, heal_words: bool = True, greedy_first: bool = True,
     ) -> None:
         """`sae` (optional) gives steering by feature and the feature lens; `max_acts` (d_sae,)
         scales activations to fractions of each feature's max on held-out text, and the lens
@@ -121,7 +147,10 @@ class Generator:
         `steer_prompt`: steer every context position too (the prefix cache is then rebuilt
         whenever the steering changes); by default steering starts at the last context token.
         `prefill_threads`: torch threads for a prefill of more than LONG_PREFILL_TOKENS new tokens
-        (0, or fewer than torch's current count: no change)."""
+        (0, or fewer than torch's current count: no change). `heal_words`: finish the word being
+        typed by token healing (`engine.healing`); False: only continue after a word's end, as
+        before (the benchmark's control). `greedy_first`: with no steering, alternative 0 is the
+        greedy continuation, the others sampled."""
         window = lm.sliding_window
         # The sliding-window layers cache window - 1 positions; beyond that a cropped cache
         # would be missing keys, so the context never grows past it.
@@ -135,7 +164,56 @@ class Generator:
         self.sample = sampler or sample
         self.prefill_threads = prefill_threads
         self.words = ConceptWords(lm)
+        self.heal_words = heal_words
+        self.greedy_first = greedy_first
         self._prefix: PrefixCache | None = None
+        self._token_strings: TokenStrings | None = None
+        self._allowed: dict[str, torch.Tensor] = {}
+
+    def _allowed_ids(self, required: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(covering, partial) token ids for the `required` characters (`TokenStrings.allowed`).
+        The vocabulary's strings are built on first use (~0.5 s); the answers for the last 256
+        strings are kept (" ", asked at every word end, is half the vocabulary)."""
+        if self._token_strings is None:
+            tok = self.lm.tokenizer
+            special = {*tok.all_special_ids, *(i for i, t in tok.added_tokens_decoder.items() if t.special)}
+            self._token_strings = TokenStrings(tok.convert_ids_to_tokens(list(range(len(tok)))), sorted(special))
+        ids = self._allowed.pop(required, None)
+        if ids is None:
+            covering, partial = self._token_strings.allowed(required)
+            ids = (torch.tensor(covering, dtype=torch.long), torch.tensor(partial, dtype=torch.long))
+            if len(self._allowed) >= 256:
+                self._allowed.pop(next(iter(self._allowed)))
+        self._allowed[required] = ids  # most recent last
+        return ids
+
+    def _constrain(self, logits: torch.Tensor, required: list[str]) -> torch.Tensor:
+        """`logits` (n, V) with every token that disagrees with its row's `required` characters
+        at -inf (rows with nothing required untouched). A token that spells only the start of the
+        typed characters ("Tom" for "Tomorr") is kept only when no token that covers them
+        ("Tomorrow") is within COVER_NATS of it: its probability counts every word that starts
+        with it, most of which the typed letters rule out, and the model, having read "Tom", goes
+        on as if the writer meant the name."""
+        if not any(required):
+            return logits
+        logits = logits.clone()  # (n, V); may be a broadcast view of one row
+        for row, chars in enumerate(required):
+            if chars:
+                covering, partial = self._allowed_ids(chars)  # (k1,), (k2,)
+                best_cover = float(logits[row, covering].max()) if len(covering) else -math.inf
+                best_part = float(logits[row, partial].max()) if len(partial) else -math.inf
+                ids = covering if best_cover >= best_part - COVER_NATS else torch.cat([covering, partial])
+                kept = logits[row, ids]
+                logits[row] = -math.inf
+                logits[row, ids] = kept
+        return logits
+
+    def _piece(self, token: int) -> str | None:
+        """The characters of `token` (None for a special token)."""
+        if self._token_strings is None:
+            self._allowed_ids("")
+        assert self._token_strings is not None
+        return self._token_strings.strings[token]
 
     @property
     def prefix(self) -> PrefixCache | None:
@@ -221,6 +299,34 @@ class Generator:
         self._prefix = PrefixCache(ids, cache, steering_key, kept + fresh)
         return (out if logits else None), reuse
 
+    def _draw(self, logits: torch.Tensor, temperature: float, generator: torch.Generator,
+              greedy_first: bool) -> torch.Tensor:
+        """One token per row of `logits` (n, V): sampled, or for row 0 the likeliest when
+        `greedy_first`. Returns (n,)."""
+        tokens = self.sample(logits, temperature, generator)  # (n,)
+        if greedy_first:
+            tokens[0] = logits[0].argmax()
+        return tokens
+
+    def _unsure(self, logits: torch.Tensor, tokens: torch.Tensor, remaining: Sequence[str | None], shown: list[str],
+                confidence: float) -> list[str]:
+        """Per row, why its suggestion stops before `tokens` (n,): "" (it goes on), "at a word
+        start" or "inside a word", when the token's probability (`token_confidence`) is below
+        `confidence` and the row already shows a whole word past the typed characters."""
+        if confidence <= 0:
+            return [""] * len(shown)
+        rows = [r for r in range(len(shown)) if shown[r] and not remaining[r]]
+        if not rows:
+            return [""] * len(shown)
+        probs = token_confidence(logits[rows], tokens[rows])  # (len(rows),)
+        out = [""] * len(shown)
+        for row, p in zip(rows, probs.tolist(), strict=True):
+            if p < confidence:
+                piece = str(self.lm.tokenizer.convert_ids_to_tokens(int(tokens[row])))  # "▁" starts a word
+                starts_word = not piece[:1].isalnum()
+                out[row] = "at a word start" if starts_word else "inside a word"
+        return out
+
     @torch.no_grad()
     def suggest(
         self,
@@ -244,10 +350,16 @@ class Generator:
         """
         t0 = time.perf_counter()
         ms = lambda: (time.perf_counter() - t0) * 1000  # noqa: E731
-        # Token healing, simply: a trailing space would be a lone "▁" token the model rarely
-        # saw; drop it from the context and keep only continuations that start with a space.
-        context = req.text.rstrip(" ")
-        needs_space = len(context) < len(req.text)
+        if self.heal_words:
+            # Token healing (`engine.healing`): the context ends on a token boundary before the
+            # word being typed, and the first tokens must spell the typed characters.
+            context, required = split_typed_word(req.text)
+            needs_space = False
+        else:
+            # Before: a trailing space would be a lone "▁" token the model rarely saw; drop it
+            # and keep only continuations that start with a space.
+            context, required = req.text.rstrip(" "), ""
+            needs_space = len(context) < len(req.text)
         ids = self.context_ids(context)
         layer = decoder_layers(self.lm.model)[self.lm.hook_layer]
         steering = resolve_steering(req.steering, self.lm.d_model, self.lm.median_norm, self.sae)
@@ -269,14 +381,17 @@ class Generator:
         last_row = prefix.lens.pop()
         if self.sae is not None:
             on_lens(self.lens(last_row))
-        logits = last.expand(n, -1)  # (n, V): every row starts from the same distribution
-        tokens = self.sample(logits, req.temperature, generator)  # (n,)
+        greedy_first = self.greedy_first and steering.is_empty
+        remaining: list[str | None] = [required] * n  # per row: typed characters yet to spell (None: cannot)
+        logits = self._constrain(last.expand(n, -1), [required] * n)  # (n, V): every row starts alike
+        tokens = self._draw(logits, req.temperature, generator, greedy_first)  # (n,)
         gap = logits.amax(-1) - logits.gather(-1, tokens[:, None]).squeeze(-1)  # (n,)
         first_token_ms = ms()
         readings: list[torch.Tensor] = []  # (n, d) per decode step: the hook layer before steering
         live_rows: list[list[bool]] = []
         generated: list[list[int]] = [[] for _ in range(n)]
         shown, done = [""] * n, [False] * n
+        raws = [""] * n  # each row's generated text after the typed characters, uncut
         streamed = ""
         anchor = ids[-_DECODE_ANCHOR_TOKENS:]
         # Special tokens (<start_of_image>, ...) are never part of the writer's text.
@@ -287,14 +402,23 @@ class Generator:
             for step in range(req.max_new_tokens):
                 last_step = step == req.max_new_tokens - 1
                 live = [False] * n  # rows whose token this step is part of their text
+                unsure = self._unsure(logits, tokens, remaining, shown, req.confidence)
                 for row in range(n):
                     if done[row]:
                         continue
                     token = int(tokens[row])
-                    if token == eos:
+                    if token == eos or unsure[row] or remaining[row] is None:
                         done[row] = True
-                        shown[row] = cut_continuation(shown[row], finished=True)[0]
+                        if token == eos:
+                            shown[row] = cut_continuation(shown[row], finished=True)[0]
+                        elif unsure[row] == "at a word start":  # the word before it is whole
+                            shown[row] = cut_continuation(raws[row] + " ", finished=False)[0]
+                        if remaining[row] is None:
+                            shown[row] = ""
                         continue
+                    chars = remaining[row]
+                    if chars:
+                        remaining[row] = consume(chars, self._piece(token) or "")
                     generated[row].append(token)
                     live[row] = True
                     gaps[row] += gap[row]
@@ -305,6 +429,15 @@ class Generator:
                             done[row], shown[row] = True, ""
                             continue
                         raw = raw[1:]
+                    if required:
+                        if raw.startswith(required):
+                            raw = raw[len(required) :]
+                        elif required.startswith(raw):  # still spelling the typed characters
+                            continue
+                        else:  # decoded otherwise than its pieces spell (never seen): no suggestion
+                            done[row], shown[row] = True, ""
+                            continue
+                    raws[row] = raw
                     shown[row], done[row] = cut_continuation(raw, finished=last_step)
                 if shown[0] != streamed:
                     streamed = shown[0]
@@ -316,7 +449,8 @@ class Generator:
                 logits = self.lm.run(tokens[:, None], cache)  # (n, V)
                 steps += 1
                 live_rows.append(live)
-                tokens = self.sample(logits, req.temperature, generator)
+                logits = self._constrain(logits, [r or "" for r in remaining])
+                tokens = self._draw(logits, req.temperature, generator, greedy_first)
                 gap = logits.amax(-1) - logits.gather(-1, tokens[:, None]).squeeze(-1)
         surprise = (gaps / torch.tensor([max(1, len(g)) for g in generated])).tolist()  # mean gap per row
         ranked = meter.order(readings, live_rows, shown, surprise)  # its one SAE encode counts as decode time

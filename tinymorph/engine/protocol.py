@@ -34,6 +34,9 @@ class SuggestRequest:
     max_new_tokens: int = 24
     temperature: float = 0.8
     seed: int = 0
+    confidence: float = 0.0
+    """Cut each suggestion, after its first whole word, before the first token whose probability
+    is below this (`generate.token_confidence`); 0: never cut."""
 
 
 @dataclass(frozen=True)

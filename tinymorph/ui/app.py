@@ -262,6 +262,7 @@ class TinymorphApp(FileSafety, SteeringActions, App[None]):
                 temperature=self.settings.temperature,
                 seed=request_id,
                 steering=steering,
+                confidence=self.settings.suggestion_confidence,
             )
         )
         self._set_model_state(f"{self.model_name}: generating")
