@@ -38,21 +38,66 @@ class Suggests:
 
 def test_the_simulated_writer_counts_one_key_per_accepted_word():
     text = "one two three four five six seven eight nine ten eleven twelve"
-    result = simulate_writer(Suggests(text, right=2), text, context_words=2, words=10)  # type: ignore[arg-type]
+    result = simulate_writer(Suggests(text, right=2), text, context_words=2, words=10,  # type: ignore[arg-type]
+                             in_word=False)
     # After "one two": " three four" accepted (2 keys), " five" typed (5 keys), and so on; the
     # last suggestion, " twelve zebra", is right for the text's last word.
     assert result.characters == len(" three four five six seven eight nine ten eleven twelve")
     assert result.accepted_chars == len(" three four") + len(" six seven") + len(" nine ten") + len(" twelve")
     assert result.keystrokes == 2 + 2 + 2 + 1 + len(" five") + len(" eight") + len(" eleven")
-    assert result.first_word_right == 4 and result.suggestions == 4
+    assert result.first_word_right["word end"] == 4 and result.suggestions == 4
+    assert result.acceptance_rate == 1.0 and result.per_100_words() == 40
     assert result.keystroke_savings == pytest.approx(1 - result.keystrokes / result.characters)
+
+
+class Finishes:
+    """Stands in for the Generator: inside a word, the rest of that word and a wrong one; at a
+    word's end, a wrong word."""
+
+    def __init__(self, text: str) -> None:
+        self.text, self.asked = text, []
+
+    def suggest(self, req, *_args, **_kwargs):  # type: ignore[no-untyped-def]
+        self.asked.append(req.text)
+        typed_word = req.text.split(" ")[-1]
+        rest = self.text[len(req.text):]
+        guess = rest.split(" ")[0] + " zebra" if typed_word and not req.text.endswith(" ") and rest[:1] != " " \
+            else " zebra"
+        return SuggestionReady(req.request_id, (guess,), 1.0, 2.0, 1, 0)
+
+
+def test_the_writer_takes_the_rest_of_a_word_after_typing_its_first_letter():
+    text = "alpha beta gamma"
+    gen = Finishes(text)
+    result = simulate_writer(gen, text, context_words=1, words=2)  # type: ignore[arg-type]
+    # After "alpha": " zebra" (wrong); " " agrees with it, "b" does not: asked again after "b",
+    # "eta zebra": "eta" taken (one key); " zebra" shows on; " " agrees, "g" does not; "amma".
+    assert gen.asked == ["alpha", "alpha b", "alpha beta g"]
+    assert result.keystrokes == len(" b") + 1 + len(" g") + 1
+    assert result.characters == len(" beta gamma")
+    assert result.shown == {"word end": 1, "in word": 2}
+    assert result.taken == {"word end": 0, "in word": 2}
+    assert result.words_taken == 2 and result.words_shown == 1 + 2 + 2
 
 
 def test_a_suggestion_right_to_the_texts_end_is_all_taken():
     text = "a b c d e f g"
     gen = Suggests(text, right=10)
     result = simulate_writer(gen, text, context_words=1, words=6)  # type: ignore[arg-type]
-    assert result.keystrokes == 6 and gen.asked == 1
+    assert result.keystrokes == 6 and gen.asked == 1  # " zebra" is wrong: a key per word, not Tab
+
+
+def test_a_suggestion_right_in_all_its_words_is_taken_with_one_tab():
+    text = "a b c d e f g"
+
+    class Exact(Suggests):
+        def suggest(self, req, *_args, **_kwargs):  # type: ignore[no-untyped-def]
+            self.asked += 1
+            return SuggestionReady(req.request_id, (" b c",) if req.text == "a" else ("",), 1.0, 2.0, 1, 0)
+
+    gen = Exact(text, right=0)
+    result = simulate_writer(gen, text, context_words=1, words=2)  # type: ignore[arg-type]
+    assert result.keystrokes == 1 and result.characters == len(" b c")
 
 
 def test_ghost_text_is_what_follows_the_cursor_not_the_lens_inlay():

@@ -17,10 +17,14 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from tinymorph.config import Settings
+
+if TYPE_CHECKING:
+    from tinymorph.bench.quality import QualityResult
 
 
 def _first_sentence(doc: str) -> str:
@@ -51,8 +55,17 @@ def run_bench(argv: list[str]) -> int:
     parser.add_argument("--quality-words", type=int, default=200)
     parser.add_argument("--text", type=Path, help="held-out prose for the int8 weights' perplexity (default: built-in)")
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
+    parser.add_argument("--only", choices=["quality"],
+                        help="quality: only the simulated writer of --quality (no terminal, no llama.cpp, no extra)")
+    parser.add_argument("--json", type=Path, help="with --only quality: write the last arm's summary here")
+    parser.add_argument("--quality-offset", type=int, default=0,
+                        help="type held-out chunks from this one on (default 0; docs/suggestions.md tunes on 3)")
+    parser.add_argument("--sweep-confidence", metavar="LIST",
+                        help="with --only quality: the new path at each suggestion_confidence (0,0.1,...) instead")
     args = parser.parse_args(argv)
     console = Console()
+    if args.only == "quality":
+        return _only_quality(args, console)
     if importlib.util.find_spec("pyte") is None:
         # Said before anything runs: the terminal stage is the bench's first.
         console.print("tinymorph bench draws the editor in a terminal emulator, pyte, which comes with the bench "
@@ -96,6 +109,25 @@ def run_bench(argv: list[str]) -> int:
     return 0
 
 
+def quality_lines(results: dict, args: argparse.Namespace) -> list[str]:  # type: ignore[type-arg]
+    """The report's section on how useful the suggestions are (`--quality`)."""
+    lines = ["## How useful the suggestions are (`--quality`)", "",
+             f"A simulated writer types {args.quality_words} words of held-out prose (`{args.quality}`) a character "
+             "at a time, taking a suggestion with Tab when all of it is right and word by word (Ctrl+Right) while "
+             "it is right (Trnka and McCoy 2008; `bench/quality.py`). Each arm adds one change to the one above; "
+             f"same text, same seeds. The confidence cut is `suggestion_confidence` = "
+             f"{Settings().suggestion_confidence}.", "",
+             "| path | keystroke savings | first word right | acceptance | shown per 100 words | words right of "
+             "words shown | word end: shown, acceptance | in word: shown, acceptance |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, q in results.items():
+        lines.append(f"| {name} | {q.keystroke_savings:.1%} | {q.first_word_rate:.1%} | {q.acceptance_rate:.1%} | "
+                     f"{q.per_100_words():.0f} | {q.word_precision:.1%} | "
+                     f"{q.shown['word end']}, {q.rate(q.taken, 'word end'):.1%} | "
+                     f"{q.shown['in word']}, {q.rate(q.taken, 'in word'):.1%} |")
+    return [*lines, ""]
+
+
 def _llama(manifest, lm, threads: int, cores: int, console: Console) -> dict[str, object]:  # type: ignore[no-untyped-def]
     from tinymorph.bench.engine import _text
     from tinymorph.bench.llama import llama_decode_speed
@@ -109,8 +141,47 @@ def _llama(manifest, lm, threads: int, cores: int, console: Console) -> dict[str
     with tempfile.TemporaryDirectory() as folder:
         gguf = assemble_gguf(manifest, Path(folder))
         ids = [lm.tokenizer.bos_token_id, *lm.tokenizer(_text(lm, 0, 200), add_special_tokens=False).input_ids]
-        return {"worker": llama_decode_speed(gguf, ids, lm.hook_layer, threads),
-                "all": llama_decode_speed(gguf, ids, lm.hook_layer, cores)}
+        out: dict[str, object] = {}
+        for name, n in (("worker", threads), ("all", cores)):
+            # In a child process: a native crash there (llama-cpp-python 0.3.36 built with AVX-512
+            # and AMX segfaults on some Xeons) becomes a row of the report, not the end of the run.
+            speed = _in_child(llama_decode_speed, gguf, ids, lm.hook_layer, n)
+            if isinstance(speed, str):
+                console.print(f"[yellow]llama.cpp anchor, {n} thread(s): {speed}[/]")
+                out["error"] = speed
+                return out
+            out[name] = speed
+        return out
+
+
+def _child_main(conn, function, args) -> None:  # type: ignore[no-untyped-def]
+    try:
+        conn.send(function(*args))
+    except Exception as exc:  # reported to the parent, which writes it into the report
+        conn.send(f"{type(exc).__name__}: {exc}")
+
+
+def _in_child(function, *args, timeout_s: float = 600.0):  # type: ignore[no-untyped-def]
+    """`function(*args)` in a spawned child process; its result, or a sentence saying how the child
+    failed (a signal, an exit code, an exception, a timeout)."""
+    import multiprocessing
+    import signal
+
+    context = multiprocessing.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_child_main, args=(send, function, args), daemon=True)
+    child.start()
+    send.close()
+    result = receive.recv() if receive.poll(timeout_s) else None
+    child.join(10)
+    if result is not None:
+        return result
+    if child.exitcode is None:
+        child.kill()
+        return f"no answer in {timeout_s:.0f} s (killed)"
+    if child.exitcode < 0:
+        return f"crashed: {signal.Signals(-child.exitcode).name}"
+    return f"exited with code {child.exitcode}"
 
 
 def _weights_quality(lm, text: Path | None) -> tuple[tuple[float, float, float], tuple[int, int]]:  # type: ignore[no-untyped-def]
@@ -126,25 +197,97 @@ def _weights_quality(lm, text: Path | None) -> tuple[tuple[float, float, float],
     return engine.perplexities(lm, sequences), engine.greedy_match(lm, prompts)
 
 
-def _quality(lm, sae, args: argparse.Namespace, threads: int, console: Console) -> dict[str, object]:  # type: ignore[no-untyped-def]
+def _only_quality(args: argparse.Namespace, console: Console) -> int:
+    """`--only quality`: load the model and the SAE, run the --quality arms, print them, and write
+    the last arm's summary to --json."""
+    import json
+
+    from tinymorph.cli_common import worker_threads
+    from tinymorph.lm.manifest import resolve_model
+    from tinymorph.lm.model import load_model
+    from tinymorph.paths import app_paths
+    from tinymorph.sae.loading import load_sae
+
+    if args.quality is None:
+        console.print("--only quality needs --quality TEXT (a file or folder of held-out prose)")
+        return 2
+    settings = Settings(model=args.model)
+    manifest = resolve_model(args.model)
+    lm = load_model(manifest, app_paths().models_cache, lambda *_: None, int8_decode=True)
+    sae = load_sae("default", manifest, lm.d_model, int(lm.model.config.num_hidden_layers))
+    if args.sweep_confidence:
+        return _sweep_confidence(lm, sae, args, worker_threads(settings), console)
+    results = _quality(lm, sae, args, worker_threads(settings), console)
+    for line in quality_lines(results, args):
+        console.print(line, markup=False, highlight=False)
+    if args.json is not None:
+        args.json.write_text(json.dumps(list(results.values())[-1].as_json(), indent=2) + "\n", encoding="utf-8")
+        console.print(f"written to {args.json}")
+    return 0
+
+
+def _sweep_confidence(lm, sae, args: argparse.Namespace, threads: int, console: Console) -> int:  # type: ignore[no-untyped-def]
+    """The new path (finish the word, likeliest first) at each threshold of --sweep-confidence."""
     import torch
 
     from tinymorph.bench import engine
     from tinymorph.bench.quality import simulate_writer
     from tinymorph.engine.generate import Generator
+
+    text = quality_text(args.quality, args.quality_offset)
+    torch.set_num_threads(threads)
+    console.print("| suggestion_confidence | keystroke savings | acceptance | shown per 100 words | "
+                  "words right of words shown |", markup=False)
+    with engine.running(lm, engine.NOW):
+        for theta in (float(t) for t in args.sweep_confidence.split(",")):
+            gen = Generator(lm, 511, sae, sampler=engine.NOW.sampler)
+            q = simulate_writer(gen, text, words=args.quality_words, in_word=True, confidence=theta)
+            console.print(f"| {theta} | {q.keystroke_savings:.1%} | {q.acceptance_rate:.1%} | {q.per_100_words():.0f} "
+                          f"| {q.word_precision:.1%} |", markup=False)
+    return 0
+
+
+QUALITY_ARMS = (
+    # name, Generator(heal_words, greedy_first), simulate_writer(in_word), confidence (None: the setting's)
+    ("before: word ends only, the first alternative sampled, to a sentence end", False, False, False, 0.0),
+    ("+ finish the word (token healing, asked inside words too)", True, False, True, 0.0),
+    ("+ the likeliest first (greedy alternative 0)", True, True, True, 0.0),
+    ("+ stop where confidence ends (now)", True, True, True, None),
+)
+"""The suggestion paths compared by `--quality`, each adding one change to the one before, on the
+same text, requests and seeds (the int8 decode path of the editor in every arm)."""
+
+
+def quality_text(folder: Path, offset: int = 0) -> str:
+    """Three held-out chunks of `folder` (a corpus folder; a single file: its first chunks),
+    starting at chunk `offset`."""
     from tinymorph.sae.corpus import open_corpus
 
-    corpus = open_corpus(args.quality, ["SOURCES.md"])
-    text = "\n\n".join(list(corpus.chunks("heldout") if len(corpus.files) > 1 else corpus.chunks("all"))[:3])
+    corpus = open_corpus(folder, ["SOURCES.md"])
+    chunks = list(corpus.chunks("heldout") if len(corpus.files) > 1 else corpus.chunks("all"))
+    return "\n\n".join(chunks[offset : offset + 3])
+
+
+def _quality(lm, sae, args: argparse.Namespace, threads: int, console: Console) -> "dict[str, QualityResult]":  # type: ignore[no-untyped-def]
+    import torch
+
+    from tinymorph.bench import engine
+    from tinymorph.bench.quality import simulate_writer
+    from tinymorph.engine.generate import Generator
+
+    text = quality_text(args.quality, args.quality_offset)
     torch.set_num_threads(threads)
+    confidence = Settings().suggestion_confidence
     out = {}
-    for path in (engine.BEFORE, engine.NOW):
-        with engine.running(lm, path):
-            gen = Generator(lm, 511, sae, sampler=path.sampler)
+    with engine.running(lm, engine.NOW):
+        for name, heal, greedy, in_word, cut in QUALITY_ARMS:
+            gen = Generator(lm, 511, sae, sampler=engine.NOW.sampler, heal_words=heal, greedy_first=greedy)
             t0 = time.perf_counter()
-            out[path.name] = simulate_writer(gen, text, words=args.quality_words)
-            console.print(f"{path.name}: keystroke savings {out[path.name].keystroke_savings:.1%} "
-                          f"({time.perf_counter() - t0:.0f} s)")
+            result = simulate_writer(gen, text, words=args.quality_words, in_word=in_word,
+                                     confidence=confidence if cut is None else cut)
+            out[name] = result
+            console.print(f"{name}: keystroke savings {result.keystroke_savings:.1%}, acceptance "
+                          f"{result.acceptance_rate:.1%} ({time.perf_counter() - t0:.0f} s)")
     return out
 
 
@@ -181,8 +324,9 @@ def _terminal(args: argparse.Namespace, threads: int, cores: int) -> dict[str, o
             generating, args.keys),
     }
     ghost, ghost_dropped = once_more(ghost_latency, folder, env, model, args.ghost)
+    in_word, in_word_dropped = once_more(ghost_latency, folder, env, model, args.ghost, letters=2)
     return {"keys": cases, "ghost": ghost, "ghost_median": median(ghost), "ghost_dropped": ghost_dropped,
-            "retries": retries}
+            "ghost_in_word": in_word, "ghost_in_word_dropped": in_word_dropped, "retries": retries}
 
 
 def _write(args: argparse.Namespace, r: dict, argv: list[str]) -> None:  # type: ignore[type-arg]
@@ -215,7 +359,13 @@ def _write(args: argparse.Namespace, r: dict, argv: list[str]) -> None:  # type:
         "",
     ]
     llama = r.get("llama") or {}
-    if llama:
+    if "error" in llama:
+        lines += ["### The anchor: llama.cpp on the same GGUF (Q4_K_M)", "",
+                  f"llama.cpp ran in a child process and failed there: {llama['error']}. No anchor in this run. "
+                  "On CPUs with AVX-512 and AMX, llama-cpp-python 0.3.36 as the bench extra builds it has been seen "
+                  "to segfault on this GGUF; a build without them works (see README, Benchmarks), slower than "
+                  "its best build.", ""]
+    elif llama:
         w, a = llama["worker"], llama["all"]
         summed = 3 * decode[now][1]
         lines += [
@@ -258,15 +408,7 @@ def _write(args: argparse.Namespace, r: dict, argv: list[str]) -> None:  # type:
               f"Greedy suggestions (24 tokens, no steering) before and now are the same on {same} of {total} "
               "prompts.", ""]
     if "quality" in r:
-        lines += ["## How useful the suggestions are (`--quality`)", "",
-                  "A simulated writer types held-out prose, accepting the suggestion word by word (Ctrl+Right) "
-                  "while it is right (Trnka and McCoy 2008).", "",
-                  "| path | keystroke savings | first word right | chars accepted per suggestion | suggestions |",
-                  "|---|---:|---:|---:|---:|"]
-        for name, q in r["quality"].items():
-            lines.append(f"| {name} | {q.keystroke_savings:.1%} | {q.first_word_rate:.1%} | "
-                         f"{q.chars_per_suggestion:.2f} | {q.suggestions} |")
-        lines.append("")
+        lines += quality_lines(r["quality"], args)
     keys = r["keys"]
     idle = keys["no model"]
     lines += ["## Keystrokes in a real terminal", "",
@@ -282,7 +424,11 @@ def _write(args: argparse.Namespace, r: dict, argv: list[str]) -> None:  # type:
     lines += ["", f"Ghost text after the last key of a word (default idle delay {Settings().idle_delay_ms} ms), "
                   f"{len(r['ghost'])} words: "
                   f"median {r['ghost_median']:.0f} ms, p95 {engine.pct(r['ghost'], 95):.0f} ms ({r['ghost_dropped']} "
-                  "word(s) left out: ghost text already showed before their last key).", "",
+                  "word(s) left out: ghost text already showed before their last key). Inside a word, after its "
+                  f"second letter (ghost text that finishes it), {len(r['ghost_in_word'])} words: median "
+                  f"{statistics.median(r['ghost_in_word'] or [float('nan')]):.0f} ms, "
+                  f"p95 {engine.pct(r['ghost_in_word'], 95):.0f} ms "
+                  f"({r['ghost_in_word_dropped']} left out: ghost text from an earlier key still showed).", "",
               "Worker start to 'ready' (`EngineClient.start` to `WorkerReady`: the process spawned, the model "
               "loaded from the cache, the SAE and its features), and from 'ready' to the answer of a suggestion "
               "asked at once (3 alternatives, 400 characters of context), seconds, 3 starts each, interleaved:", "",

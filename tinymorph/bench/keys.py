@@ -223,12 +223,15 @@ def shows_ghost(after_cursor: str) -> bool:
 
 
 def ghost_latency(
-    folder: Path, env: dict[str, str], args: list[str], trials: int, ready: tuple[str, ...] = READY
+    folder: Path, env: dict[str, str], args: list[str], trials: int, ready: tuple[str, ...] = READY,
+    letters: int = 0,
 ) -> tuple[list[float], int]:
     """ms from the last key of a word to ghost text on the screen, `trials` times: type a word
-    at a writer's pace (8 keys/s), then wait. A trial where ghost text already shows before the
-    word's last key (a suggestion asked during a pause mid-word) is dropped and counted. Returns
-    (the times, the trials dropped)."""
+    at a writer's pace (8 keys/s), then wait. With `letters`, the timed key is the word's
+    `letters`-th letter instead (ghost text that finishes the word); Esc drops it and the rest of
+    the word is typed untimed. A trial where ghost text already shows before the timed key (asked
+    at an earlier pause, and still true of the text) is dropped and counted. Returns (the times,
+    the trials dropped)."""
     path = folder / "ghost.md"
     path.write_text(START, encoding="utf-8")
     term = Terminal([str(path), *args], env)
@@ -241,7 +244,9 @@ def ghost_latency(
         time.sleep(1.0)
         typed = START
         for trial in range(trials):
-            word = " " + words[trial % len(words)]
+            full = " " + words[trial % len(words)]
+            word = full[: letters + 1] if letters and len(full) > letters + 1 else full
+            rest = full[len(word) :]
             for ch in word[:-1]:
                 term.send(ch)
                 typed += ch
@@ -257,18 +262,24 @@ def ghost_latency(
             if earlier:  # typed, not timed
                 term.send(word[-1])
                 skipped += 1
-                time.sleep(0.6)
-                term.send("\x1b")
-                time.sleep(0.6)
-                continue
-            sent = term.send(word[-1], watch=ghost)
-            end = sent + 5.0
-            while term.seen_at is None and time.perf_counter() < end:
-                time.sleep(0.001)
-            if term.seen_at is not None:
-                times.append((term.seen_at - sent) * 1000)
+            else:
+                sent = term.send(word[-1], watch=ghost)
+                end = sent + 5.0
+                while term.seen_at is None and time.perf_counter() < end:
+                    time.sleep(0.001)
+                if term.seen_at is not None:
+                    times.append((term.seen_at - sent) * 1000)
+            time.sleep(0.6)
             term.send("\x1b")  # reject it; the next word starts clean
             time.sleep(0.6)
+            for ch in rest:  # the rest of a word timed inside
+                term.send(ch)
+                typed += ch
+                time.sleep(0.125)
+            if rest:
+                time.sleep(0.3)
+                term.send("\x1b")
+                time.sleep(0.3)
     finally:
         term.close()
     return times, skipped

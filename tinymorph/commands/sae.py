@@ -30,7 +30,7 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
         "train",
         help="train a TopK SAE on folders of .txt/.md files (or fine-tune one, or resume a run)",
         description="Train an SAE (sae-lens, TopK + AuxK) on the residual stream of the model at one "
-        "layer, over the training side of one or more folders of text, mixed (5%% of each folder's "
+        "layer, over the training side of one or more folders of text, mixed (5% of each folder's "
         "chunks are held out for `sae eval`). Writes the SAE, a checkpoint and held-out metrics at "
         "every checkpoint into --out and nothing anywhere else. Ctrl+C stops after the current "
         "step and leaves a usable SAE; --resume goes on from the last checkpoint.",
