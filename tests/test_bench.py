@@ -106,3 +106,20 @@ def test_ghost_text_is_what_follows_the_cursor_not_the_lens_inlay():
     assert shows_ghost(" the sea was calm.                 ◂ the sea · ships ")
     assert not shows_ghost("                                   ◂ the sea · ships ")
     assert not shows_ghost("          ")
+
+
+def _crash() -> None:
+    import signal
+
+    os.kill(os.getpid(), signal.SIGSEGV)
+
+
+def _answer(x: int) -> int:
+    return x + 1
+
+
+def test_foreign_code_runs_in_a_child_whose_crash_becomes_a_sentence():
+    from tinymorph.bench import _in_child
+
+    assert _in_child(_answer, 41) == 42
+    assert _in_child(_crash) == "crashed: SIGSEGV"

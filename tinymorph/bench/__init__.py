@@ -172,7 +172,12 @@ def _in_child(function, *args, timeout_s: float = 600.0):  # type: ignore[no-unt
     child = context.Process(target=_child_main, args=(send, function, args), daemon=True)
     child.start()
     send.close()
-    result = receive.recv() if receive.poll(timeout_s) else None
+    result = None
+    if receive.poll(timeout_s):
+        try:
+            result = receive.recv()
+        except EOFError:  # the child died before it answered
+            result = None
     child.join(10)
     if result is not None:
         return result
