@@ -72,7 +72,8 @@ class Settings:
     suggestion_confidence: float = 0.3
     """Cut a suggestion, after its first whole word, before the first token the model gives less
     than this probability (0: run to a sentence end or `max_new_tokens`). Measured on held-out
-    prose (docs/suggestions.md): the words cut were mostly wrong, and the writer reads less."""
+    prose (docs/suggestions.md): the words cut were mostly wrong, and the writer reads less.
+    Not applied while a slider is turned: it cut the steered words away."""
 
     suggestions: bool = True
     """Whether to start the model and show suggestions at all."""

@@ -164,7 +164,8 @@ def run_eval(args: argparse.Namespace) -> int:
     prompts = prompts_from(source, args.prompts, args.exclude, split)
     decoding = (
         dataclasses.replace(GREEDY, tokens=args.tokens) if args.greedy
-        else Decoding(settings.temperature, settings.alternatives, args.seed, args.tokens)
+        else Decoding(settings.temperature, settings.alternatives, args.seed, args.tokens,
+                      settings.suggestion_confidence)
     )
     gen = Generator(lm, settings.context_tokens, sae, max_act_tensor(data), steer_prompt=args.steer_prompt,
                     lens_weights=lens_weights(data))
@@ -197,7 +198,8 @@ def run_concept(args: argparse.Namespace) -> int:
         table.add_row(f"#{i}", data.features[i].label, f"{cos:.2f}")
     out.print(table)
     gen = Generator(lm, settings.context_tokens, sae, max_act_tensor(data))
-    decoding = Decoding(settings.temperature, settings.alternatives, args.seed, settings.max_new_tokens)
+    decoding = Decoding(settings.temperature, settings.alternatives, args.seed, settings.max_new_tokens,
+                        settings.suggestion_confidence)
     term = SteeringTerm(strength, direction=tuple(concept.direction.tolist()), label=concept.name, concept=concept.name)
     context = args.context or SAMPLE_CONTEXT
     out.print(f"\n[dim]…{context[-160:]}[/]")

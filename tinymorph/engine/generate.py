@@ -382,6 +382,10 @@ class Generator:
         if self.sae is not None:
             on_lens(self.lens(last_row))
         greedy_first = self.greedy_first and steering.is_empty
+        # A slider asks for text the unsteered model would not write: its tokens are less sure,
+        # and cutting at the first unsure one hid the concept (docs/suggestions.md). Cut only
+        # what no slider shapes.
+        confidence = req.confidence if steering.is_empty and rank_by is None else 0.0
         remaining: list[str | None] = [required] * n  # per row: typed characters yet to spell (None: cannot)
         logits = self._constrain(last.expand(n, -1), [required] * n)  # (n, V): every row starts alike
         tokens = self._draw(logits, req.temperature, generator, greedy_first)  # (n,)
@@ -402,7 +406,7 @@ class Generator:
             for step in range(req.max_new_tokens):
                 last_step = step == req.max_new_tokens - 1
                 live = [False] * n  # rows whose token this step is part of their text
-                unsure = self._unsure(logits, tokens, remaining, shown, req.confidence)
+                unsure = self._unsure(logits, tokens, remaining, shown, confidence)
                 for row in range(n):
                     if done[row]:
                         continue

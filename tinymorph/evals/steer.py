@@ -39,6 +39,8 @@ class Decoding:
     alternatives: int
     seed: int = 0
     tokens: int = 24
+    confidence: float = 0.0
+    """The editor's `suggestion_confidence`: cut after the first word where confidence ends."""
 
     @property
     def greedy(self) -> bool:
@@ -47,9 +49,11 @@ class Decoding:
     def describe(self) -> str:
         if self.greedy:
             return f"greedy, up to {self.tokens} tokens cut at a sentence end"
+        cut = f" or where confidence falls below {self.confidence:g}" if self.confidence > 0 else ""
         return (
-            f"sampled at temperature {self.temperature:g} (min-p {MIN_P:g}), {self.alternatives} alternatives, "
-            f"up to {self.tokens} tokens cut at a sentence end, the one the editor shows first"
+            f"sampled at temperature {self.temperature:g} (min-p {MIN_P:g}; unsteered, the first greedy), "
+            f"{self.alternatives} alternatives, up to {self.tokens} tokens cut at a sentence end{cut}, the one "
+            "the editor shows first"
         )
 
 
@@ -69,7 +73,7 @@ def shown_suggestion(
     spec (see `Generator.suggest`). Its `alternatives[0]` is the ghost text ('' if none)."""
     req = SuggestRequest(
         0, text, steering=spec, alternatives=decoding.alternatives, max_new_tokens=decoding.tokens,
-        temperature=decoding.temperature, seed=decoding.seed + seed,
+        temperature=decoding.temperature, seed=decoding.seed + seed, confidence=decoding.confidence,
     )
     result = gen.suggest(req, lambda: False, lambda _t, _ms: None, rank_by=rank_by)
     assert result is not None  # never stale: is_stale always says no
