@@ -120,3 +120,28 @@ def test_greedy_first_makes_alternative_zero_the_likeliest_continuation(lm):
         assert greedy is not None and mixed is not None
         if greedy.alternatives:
             assert mixed.alternatives[0] == greedy.alternatives[0]
+
+
+def test_the_confidence_cut_shortens_unsteered_suggestions_and_never_steered_ones(lm):
+    from tinymorph.domain import SteeringSpec, SteeringTerm
+
+    pattern = [lm.tokenizer.convert_tokens_to_ids(c) for c in "ab cd ef gh ij"]
+
+    def run(confidence: float, steering: SteeringSpec = SteeringSpec()) -> tuple[str, ...]:
+        step = iter(range(1000))
+
+        def writes_words(logits, _temperature, _generator):  # type: ignore[no-untyped-def]
+            token = pattern[next(step) % len(pattern)]  # the random model is unsure of every one
+            return torch.full((logits.shape[0],), token, dtype=torch.long)
+
+        req = SuggestRequest(1, "The cat sat on the mat.", alternatives=2, max_new_tokens=12, temperature=1.0,
+                             confidence=confidence, steering=steering)
+        gen = Generator(lm, 31, sampler=writes_words, greedy_first=False)
+        answer = gen.suggest(req, lambda: False, lambda *_: None)
+        assert answer is not None
+        return answer.alternatives
+
+    assert run(0.0) == ("ab cd ef gh",)  # the last word could go on: dropped at the token limit
+    assert run(0.5) == ("ab",)  # past the first word, the first unsure token ends it
+    up = SteeringSpec((SteeringTerm(0.5, direction=tuple(float(i == 5) for i in range(64))),))
+    assert run(0.5, up) == run(0.0, up) == ("ab cd ef gh",)
