@@ -337,3 +337,25 @@ async def test_the_heap_alive_after_start_is_out_of_the_collectors_reach(notes, 
         await pilot.pause()
         assert gc.get_freeze_count() > 10_000
     assert gc.get_freeze_count() == 0  # handed back when the app goes
+
+
+async def test_escape_also_drops_the_answer_still_on_its_way(notes, store):
+    class Slow(ScriptedEngine):
+        def request(self, req):  # type: ignore[no-untyped-def]
+            self.requests.append(req)  # answered below, by hand, as a slow worker would
+
+    app = build(notes, store, engine=Slow())
+    async with app.run_test() as pilot:
+        app.editor.move_cursor(app.editor.document.end)
+        for _ in range(50):
+            await pilot.pause(0.02)
+            if app.engine.suggest_requests:
+                break
+        before = app.editor.before_cursor()
+        assert app.editor.offer(before, " the sea", final=False)  # the start streams in
+        assert app.editor.suggestion == " the sea"
+        await pilot.press("escape")
+        assert app.editor.suggestion == ""
+        # The rest of the answer arrives after Esc: it must not bring the ghost text back.
+        assert not app.editor.offer(before, "", final=True, alternatives=(" the sea was calm.",))
+        assert app.editor.suggestion == ""

@@ -376,7 +376,9 @@ class SuggestingEditor(TextArea):
         self.move_cursor(self.document.end, select=select)
 
     def action_reject_suggestion(self) -> None:
-        """Drop the suggestion (Esc)."""
+        """Drop the suggestion (Esc), and the answer still on its way for this place: it would
+        bring the ghost text back a moment after the writer sent it away."""
+        self._pending_before = None
         if not self.suggestion:
             raise SkipAction()
         self._end("partially_accepted" if self._accepted_chars else "rejected")
