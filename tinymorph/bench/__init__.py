@@ -55,8 +55,9 @@ def run_bench(argv: list[str]) -> int:
     parser.add_argument("--quality-words", type=int, default=200)
     parser.add_argument("--text", type=Path, help="held-out prose for the int8 weights' perplexity (default: built-in)")
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
-    parser.add_argument("--only", choices=["quality"],
-                        help="quality: only the simulated writer of --quality (no terminal, no llama.cpp, no extra)")
+    parser.add_argument("--only", choices=["quality", "ghost"],
+                        help="quality: only the simulated writer of --quality (no terminal, no llama.cpp, no extra); "
+                        "ghost: only the ghost text's latency in a terminal (word ends and inside words), printed")
     parser.add_argument("--json", type=Path, help="with --only quality: write the last arm's summary here")
     parser.add_argument("--quality-offset", type=int, default=0,
                         help="type held-out chunks from this one on (default 0; docs/suggestions.md tunes on 3)")
@@ -71,6 +72,16 @@ def run_bench(argv: list[str]) -> int:
         console.print("tinymorph bench draws the editor in a terminal emulator, pyte, which comes with the bench "
                       "extra: python -m pip install -e \".[bench]\"")
         return 2
+    if args.only == "ghost":
+        from tinymorph.bench.keys import ghost_latency
+
+        folder, env = _terminal_home()
+        for name, letters in (("after a word's last key", 0), ("inside a word, after its second letter", 2)):
+            times, dropped = ghost_latency(folder, env, ["--model", args.model], args.ghost, letters=letters)
+            console.print(f"ghost text {name}: {len(times)} words, median "
+                          f"{statistics.median(times or [float('nan')]):.0f} ms, p95 {engine.pct(times, 95):.0f} ms "
+                          f"({dropped} left out: ghost text from an earlier key still showed)")
+        return 0
     settings = Settings(model=args.model)
     threads, cores = worker_threads(settings), torch.get_num_threads()
     manifest = resolve_model(args.model)
@@ -136,7 +147,8 @@ def _llama(manifest, lm, threads: int, cores: int, console: Console) -> dict[str
     try:
         import llama_cpp  # noqa: F401
     except ImportError:
-        console.print("llama-cpp-python is not installed (pip install -e '.[bench]'): no llama.cpp anchor")
+        console.print("llama-cpp-python is not installed (pip install -e '.[bench]'): no llama.cpp anchor",
+                      markup=False)
         return {}
     with tempfile.TemporaryDirectory() as folder:
         gguf = assemble_gguf(manifest, Path(folder))
@@ -253,11 +265,13 @@ def _sweep_confidence(lm, sae, args: argparse.Namespace, threads: int, console: 
 
 
 QUALITY_ARMS = (
-    # name, Generator(heal_words, greedy_first), simulate_writer(in_word), confidence (None: the setting's)
-    ("before: word ends only, the first alternative sampled, to a sentence end", False, False, False, 0.0),
-    ("+ finish the word (token healing, asked inside words too)", True, False, True, 0.0),
-    ("+ the likeliest first (greedy alternative 0)", True, True, True, 0.0),
-    ("+ stop where confidence ends (now)", True, True, True, None),
+    # name, Generator(heal_words, greedy_first, first_by_logprob), simulate_writer(in_word), confidence
+    # (None: the setting's)
+    ("before: word ends only, the first alternative sampled, to a sentence end", False, False, False, False, 0.0),
+    ("+ finish the word (token healing, asked inside words too)", True, False, False, True, 0.0),
+    ("  (instead of greedy: the best of the 3 sampled by total log-probability first)", True, False, True, True, 0.0),
+    ("+ the likeliest first (greedy alternative 0)", True, True, False, True, 0.0),
+    ("+ stop where confidence ends (now)", True, True, False, True, None),
 )
 """The suggestion paths compared by `--quality`, each adding one change to the one before, on the
 same text, requests and seeds (the int8 decode path of the editor in every arm)."""
@@ -285,8 +299,9 @@ def _quality(lm, sae, args: argparse.Namespace, threads: int, console: Console) 
     confidence = Settings().suggestion_confidence
     out = {}
     with engine.running(lm, engine.NOW):
-        for name, heal, greedy, in_word, cut in QUALITY_ARMS:
-            gen = Generator(lm, 511, sae, sampler=engine.NOW.sampler, heal_words=heal, greedy_first=greedy)
+        for name, heal, greedy, by_logprob, in_word, cut in QUALITY_ARMS:
+            gen = Generator(lm, 511, sae, sampler=engine.NOW.sampler, heal_words=heal, greedy_first=greedy,
+                            first_by_logprob=by_logprob)
             t0 = time.perf_counter()
             result = simulate_writer(gen, text, words=args.quality_words, in_word=in_word,
                                      confidence=confidence if cut is None else cut)
@@ -296,15 +311,22 @@ def _quality(lm, sae, args: argparse.Namespace, threads: int, console: Console) 
     return out
 
 
-def _terminal(args: argparse.Namespace, threads: int, cores: int) -> dict[str, object]:
-    from tinymorph.bench.keys import ghost_latency, median, type_keys
+def _terminal_home() -> tuple[Path, dict[str, str]]:
+    """A fresh TINYMORPH_HOME that shares the model copy, and a folder for the typed files:
+    (folder, environment for the editor)."""
     from tinymorph.paths import app_paths
 
     home = Path(tempfile.mkdtemp(prefix="tinymorph-bench-"))
     (home / "cache").mkdir()
     (home / "cache" / "models").symlink_to(app_paths().models_cache)  # the model copy, not rebuilt
     env = {**os.environ, "TERM": "xterm-256color", "TINYMORPH_HOME": str(home)}
-    folder = Path(tempfile.mkdtemp(prefix="tinymorph-bench-files-"))
+    return Path(tempfile.mkdtemp(prefix="tinymorph-bench-files-")), env
+
+
+def _terminal(args: argparse.Namespace, threads: int, cores: int) -> dict[str, object]:
+    from tinymorph.bench.keys import ghost_latency, median, type_keys
+
+    folder, env = _terminal_home()
     model = ["--model", args.model]
     def once_more(run, *args, **kwargs):  # type: ignore[no-untyped-def]
         """A start that never reached 'ready' in 120 s is tried once more, and said (a bench

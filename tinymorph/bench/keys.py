@@ -228,11 +228,11 @@ def ghost_latency(
 ) -> tuple[list[float], int]:
     """ms from the last key of a word to ghost text on the screen, `trials` times: type a word
     at a writer's pace (8 keys/s), then wait. With `letters`, the timed key is the word's
-    `letters`-th letter instead (ghost text that finishes the word); Esc drops it and the rest of
-    the word is typed untimed. A trial where ghost text already shows before the timed key (asked
-    at an earlier pause, and still true of the text) is dropped and counted. Returns (the times,
-    the trials dropped)."""
-    path = folder / "ghost.md"
+    `letters`-th letter instead (ghost text that finishes the word): before it, Esc drops the
+    ghost text the earlier keys brought, and after it the rest of the word is typed untimed. A
+    trial where ghost text already shows before the timed key (asked at an earlier pause, and
+    still true of the text) is dropped and counted. Returns (the times, the trials dropped)."""
+    path = folder / f"ghost-{letters}.md"  # a file of its own: an earlier run's journal would ask to be restored
     path.write_text(START, encoding="utf-8")
     term = Terminal([str(path), *args], env)
     times: list[float] = []
@@ -245,12 +245,36 @@ def ghost_latency(
         typed = START
         for trial in range(trials):
             full = " " + words[trial % len(words)]
-            word = full[: letters + 1] if letters and len(full) > letters + 1 else full
+            if letters and len(full) <= letters + 1:  # too short to time inside: typed, not counted
+                for ch in full:
+                    term.send(ch)
+                    typed += ch
+                    time.sleep(0.125)
+                time.sleep(0.3)
+                term.send("\x1b")
+                time.sleep(0.3)
+                continue
+            word = full[: letters + 1] if letters else full
             rest = full[len(word) :]
             for ch in word[:-1]:
                 term.send(ch)
                 typed += ch
                 time.sleep(0.125)
+            if rest:
+                # Ghost text asked after the earlier keys (the space, the first letter) may still
+                # be true of the word: let it arrive, then drop it, so the timed key is the one
+                # that brings ghost text (asked anew, or recalled from an earlier answer).
+                shown_tail = typed[-24:]
+                deadline = time.perf_counter() + 3.0
+                while time.perf_counter() < deadline:
+                    with term.lock:
+                        if any(shown_tail in row and shows_ghost(row.split(shown_tail, 1)[1])
+                               for row in term.screen.display):
+                            break
+                    time.sleep(0.01)
+                time.sleep(0.2)
+                term.send("\x1b")
+                time.sleep(0.4)
             typed += word[-1]
             tail = typed[-24:]
 

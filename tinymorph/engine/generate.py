@@ -108,6 +108,11 @@ within this many nats of the likeliest one's; each token further below weighs le
 all 262,144 logits is needed (~10 ms a step for 3 rows on 2 cores)."""
 
 
+def _log_probs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """(n,) log-probability of each row's token under `logits` (n, V), over the whole vocabulary."""
+    return logits.float().log_softmax(-1).gather(-1, tokens[:, None]).squeeze(-1)
+
+
 COVER_NATS = 4.0
 """See `Generator._constrain`: how much likelier a token that spells only part of the typed word
 must be than the best token that spells all of it, to be drawn instead."""
@@ -138,6 +143,7 @@ class Generator:
         lens_groups: Sequence[int] | None = None,
         sampler: Callable[[torch.Tensor, float, torch.Generator], torch.Tensor] | None = None,
         prefill_threads: int = 0, heal_words: bool = True, greedy_first: bool = True,
+        first_by_logprob: bool = False,
     ) -> None:
         """`sae` (optional) gives steering by feature and the feature lens; `max_acts` (d_sae,)
         scales activations to fractions of each feature's max on held-out text, and the lens
@@ -150,7 +156,9 @@ class Generator:
         (0, or fewer than torch's current count: no change). `heal_words`: finish the word being
         typed by token healing (`engine.healing`); False: only continue after a word's end, as
         before (the benchmark's control). `greedy_first`: with no steering, alternative 0 is the
-        greedy continuation, the others sampled."""
+        greedy continuation, the others sampled. `first_by_logprob` (the benchmark's other arm): with
+        no steering, the rows come back by their tokens' total log-probability, best first (a
+        log-softmax over the vocabulary each step)."""
         window = lm.sliding_window
         # The sliding-window layers cache window - 1 positions; beyond that a cropped cache
         # would be missing keys, so the context never grows past it.
@@ -166,9 +174,10 @@ class Generator:
         self.words = ConceptWords(lm)
         self.heal_words = heal_words
         self.greedy_first = greedy_first
+        self.first_by_logprob = first_by_logprob
         self._prefix: PrefixCache | None = None
         self._token_strings: TokenStrings | None = None
-        self._allowed: dict[str, torch.Tensor] = {}
+        self._allowed: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def _allowed_ids(self, required: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(covering, partial) token ids for the `required` characters (`TokenStrings.allowed`).
@@ -390,6 +399,9 @@ class Generator:
         logits = self._constrain(last.expand(n, -1), [required] * n)  # (n, V): every row starts alike
         tokens = self._draw(logits, req.temperature, generator, greedy_first)  # (n,)
         gap = logits.amax(-1) - logits.gather(-1, tokens[:, None]).squeeze(-1)  # (n,)
+        by_logprob = self.first_by_logprob and steering.is_empty and rank_by is None
+        logprob = torch.zeros(n)  # (n,) summed log-probability of each row's tokens, when by_logprob
+        step_lp = _log_probs(logits, tokens) if by_logprob else None
         first_token_ms = ms()
         readings: list[torch.Tensor] = []  # (n, d) per decode step: the hook layer before steering
         live_rows: list[list[bool]] = []
@@ -426,6 +438,8 @@ class Generator:
                     generated[row].append(token)
                     live[row] = True
                     gaps[row] += gap[row]
+                    if step_lp is not None:
+                        logprob[row] += step_lp[row]
                     decoded = str(self.lm.tokenizer.decode(anchor + generated[row], skip_special_tokens=True))
                     raw = decoded[len(anchor_text) :]
                     if needs_space:
@@ -456,8 +470,11 @@ class Generator:
                 logits = self._constrain(logits, [r or "" for r in remaining])
                 tokens = self._draw(logits, req.temperature, generator, greedy_first)
                 gap = logits.amax(-1) - logits.gather(-1, tokens[:, None]).squeeze(-1)
+                step_lp = _log_probs(logits, tokens) if by_logprob else None
         surprise = (gaps / torch.tensor([max(1, len(g)) for g in generated])).tolist()  # mean gap per row
         ranked = meter.order(readings, live_rows, shown, surprise)  # its one SAE encode counts as decode time
+        if by_logprob:
+            ranked = sorted(range(n), key=lambda r: -float(logprob[r]))
         # A suggestion that loops ("the forest of the forest, in the forest of the forest") is never
         # shown first while another one does not: steering, and a small model, fall into loops.
         order = sorted(ranked, key=lambda r: loops(shown[r]))
