@@ -75,7 +75,7 @@ def test_constrained_tokens_spell_the_typed_characters(lm):
     # decoding directly, row by row, through the constraint.
     logits = torch.zeros(3, len(lm.tokenizer))
     logits[:, lm.tokenizer.convert_tokens_to_ids("a")] = 5.0  # the model would rather say "a"
-    masked = gen._constrain(logits, [" zy", "zy", ""])
+    masked = gen.speller.constrain(logits, [" zy", "zy", ""])
     assert lm.tokenizer.convert_ids_to_tokens(int(masked[0].argmax())) == " "
     assert lm.tokenizer.convert_ids_to_tokens(int(masked[1].argmax())) == "z"
     assert lm.tokenizer.convert_ids_to_tokens(int(masked[2].argmax())) == "a"
@@ -127,7 +127,7 @@ def test_the_confidence_cut_shortens_unsteered_suggestions_and_never_steered_one
 
     pattern = [lm.tokenizer.convert_tokens_to_ids(c) for c in "ab cd ef gh ij"]
 
-    def run(confidence: float, steering: SteeringSpec = SteeringSpec()) -> tuple[str, ...]:
+    def run(confidence: float, steering: SteeringSpec | None = None) -> tuple[str, ...]:
         step = iter(range(1000))
 
         def writes_words(logits, _temperature, _generator):  # type: ignore[no-untyped-def]
@@ -135,7 +135,7 @@ def test_the_confidence_cut_shortens_unsteered_suggestions_and_never_steered_one
             return torch.full((logits.shape[0],), token, dtype=torch.long)
 
         req = SuggestRequest(1, "The cat sat on the mat.", alternatives=2, max_new_tokens=12, temperature=1.0,
-                             confidence=confidence, steering=steering)
+                             confidence=confidence, steering=steering or SteeringSpec())
         gen = Generator(lm, 31, sampler=writes_words, greedy_first=False)
         answer = gen.suggest(req, lambda: False, lambda *_: None)
         assert answer is not None

@@ -32,10 +32,11 @@ from transformers import DynamicCache
 from tinymorph.domain import SteeringSpec
 from tinymorph.engine.concepts import ConceptWords
 from tinymorph.engine.continuation import cut_continuation, loops
-from tinymorph.engine.healing import TokenStrings, consume, split_typed_word
+from tinymorph.engine.healing import consume, split_typed_word
 from tinymorph.engine.lens import LENS_TOKENS, MIN_LENS_SCORE, LensRow, encode_rows, summarize
 from tinymorph.engine.protocol import SuggestionReady, SuggestRequest
 from tinymorph.engine.ranking import ConceptMeter, reading
+from tinymorph.engine.spelling import Speller
 from tinymorph.lm.model import LoadedModel, decoder_layers, torch_threads
 from tinymorph.lm.steering import FeatureSource, resolve_steering, steered
 
@@ -113,11 +114,6 @@ def _log_probs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     return logits.float().log_softmax(-1).gather(-1, tokens[:, None]).squeeze(-1)
 
 
-COVER_NATS = 4.0
-"""See `Generator._constrain`: how much likelier a token that spells only part of the typed word
-must be than the best token that spells all of it, to be drawn instead."""
-
-
 def token_confidence(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     """The probability of each row's `tokens` (B,) under `logits` (B, V), over the tokens within
     CONFIDENCE_NATS of the row's best (see there). Returns (B,) floats in [0, 1]."""
@@ -176,53 +172,7 @@ class Generator:
         self.greedy_first = greedy_first
         self.first_by_logprob = first_by_logprob
         self._prefix: PrefixCache | None = None
-        self._token_strings: TokenStrings | None = None
-        self._allowed: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-
-    def _allowed_ids(self, required: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """(covering, partial) token ids for the `required` characters (`TokenStrings.allowed`).
-        The vocabulary's strings are built on first use (~0.5 s); the answers for the last 256
-        strings are kept (" ", asked at every word end, is half the vocabulary)."""
-        if self._token_strings is None:
-            tok = self.lm.tokenizer
-            special = {*tok.all_special_ids, *(i for i, t in tok.added_tokens_decoder.items() if t.special)}
-            self._token_strings = TokenStrings(tok.convert_ids_to_tokens(list(range(len(tok)))), sorted(special))
-        ids = self._allowed.pop(required, None)
-        if ids is None:
-            covering, partial = self._token_strings.allowed(required)
-            ids = (torch.tensor(covering, dtype=torch.long), torch.tensor(partial, dtype=torch.long))
-            if len(self._allowed) >= 256:
-                self._allowed.pop(next(iter(self._allowed)))
-        self._allowed[required] = ids  # most recent last
-        return ids
-
-    def _constrain(self, logits: torch.Tensor, required: list[str]) -> torch.Tensor:
-        """`logits` (n, V) with every token that disagrees with its row's `required` characters
-        at -inf (rows with nothing required untouched). A token that spells only the start of the
-        typed characters ("Tom" for "Tomorr") is kept only when no token that covers them
-        ("Tomorrow") is within COVER_NATS of it: its probability counts every word that starts
-        with it, most of which the typed letters rule out, and the model, having read "Tom", goes
-        on as if the writer meant the name."""
-        if not any(required):
-            return logits
-        logits = logits.clone()  # (n, V); may be a broadcast view of one row
-        for row, chars in enumerate(required):
-            if chars:
-                covering, partial = self._allowed_ids(chars)  # (k1,), (k2,)
-                best_cover = float(logits[row, covering].max()) if len(covering) else -math.inf
-                best_part = float(logits[row, partial].max()) if len(partial) else -math.inf
-                ids = covering if best_cover >= best_part - COVER_NATS else torch.cat([covering, partial])
-                kept = logits[row, ids]
-                logits[row] = -math.inf
-                logits[row, ids] = kept
-        return logits
-
-    def _piece(self, token: int) -> str | None:
-        """The characters of `token` (None for a special token)."""
-        if self._token_strings is None:
-            self._allowed_ids("")
-        assert self._token_strings is not None
-        return self._token_strings.strings[token]
+        self.speller = Speller(lm.tokenizer)
 
     @property
     def prefix(self) -> PrefixCache | None:
@@ -396,7 +346,7 @@ class Generator:
         # what no slider shapes.
         confidence = req.confidence if steering.is_empty and rank_by is None else 0.0
         remaining: list[str | None] = [required] * n  # per row: typed characters yet to spell (None: cannot)
-        logits = self._constrain(last.expand(n, -1), [required] * n)  # (n, V): every row starts alike
+        logits = self.speller.constrain(last.expand(n, -1), [required] * n)  # (n, V): every row starts alike
         tokens = self._draw(logits, req.temperature, generator, greedy_first)  # (n,)
         gap = logits.amax(-1) - logits.gather(-1, tokens[:, None]).squeeze(-1)  # (n,)
         by_logprob = self.first_by_logprob and steering.is_empty and rank_by is None
@@ -434,7 +384,7 @@ class Generator:
                         continue
                     chars = remaining[row]
                     if chars:
-                        remaining[row] = consume(chars, self._piece(token) or "")
+                        remaining[row] = consume(chars, self.speller.piece(token) or "")
                     generated[row].append(token)
                     live[row] = True
                     gaps[row] += gap[row]
@@ -467,7 +417,7 @@ class Generator:
                 logits = self.lm.run(tokens[:, None], cache)  # (n, V)
                 steps += 1
                 live_rows.append(live)
-                logits = self._constrain(logits, [r or "" for r in remaining])
+                logits = self.speller.constrain(logits, [r or "" for r in remaining])
                 tokens = self._draw(logits, req.temperature, generator, greedy_first)
                 gap = logits.amax(-1) - logits.gather(-1, tokens[:, None]).squeeze(-1)
                 step_lp = _log_probs(logits, tokens) if by_logprob else None

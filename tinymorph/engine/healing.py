@@ -67,8 +67,9 @@ class TokenStrings:
 
     @classmethod
     def of(cls, tokenizer) -> "TokenStrings":  # type: ignore[no-untyped-def]
-        """From a transformers tokenizer."""
-        return cls(tokenizer.convert_ids_to_tokens(list(range(len(tokenizer)))), tokenizer.all_special_ids)
+        """From a transformers tokenizer (its special tokens, the added ones too, are never text)."""
+        special = {*tokenizer.all_special_ids, *(i for i, t in tokenizer.added_tokens_decoder.items() if t.special)}
+        return cls(tokenizer.convert_ids_to_tokens(list(range(len(tokenizer)))), sorted(special))
 
     def _allowed(self, required: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """(covering, partial): the token ids whose text starts with `required`, and those whose
