@@ -124,6 +124,9 @@ def serve(config: WorkerConfig, requests: "queue.Queue[Request]", emit: Callable
     max_acts, weights, groups = lens_tensors(table) if table is not None else (None, None, None)
     generator = Generator(lm, config.context_tokens, sae, max_acts, lens_weights=weights, lens_groups=groups,
                           prefill_threads=config.burst_threads)
+    # The vocabulary as strings for token healing, and the mask every word end uses: built now
+    # (~0.5 s), not in the writer's first suggestion.
+    generator.speller.allowed(" ")
     emit(WorkerReady(
         lm.name, time.perf_counter() - t0, lm.hook_layer, lm.d_model, generator.context_tokens,
         model_id=config.manifest.hub_id or config.manifest.name,
