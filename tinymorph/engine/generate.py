@@ -106,7 +106,8 @@ CONFIDENCE_NATS = 10.0
 """A token's confidence (`token_confidence`) is its probability among the tokens whose logit is
 within this many nats of the likeliest one's; each token further below weighs less than e^-10
 (4.5e-5) of the likeliest, so the rest of the vocabulary changes it little, and no softmax over
-all 262,144 logits is needed (~10 ms a step for 3 rows on 2 cores)."""
+all 262,144 logits is needed (a logsumexp over 3 x 262,144 logits took 31 ms here, beside a
+training job)."""
 
 
 def _log_probs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
