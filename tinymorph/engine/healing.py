@@ -50,7 +50,7 @@ class TokenStrings:
     space, a byte token <0xNN> as its ASCII character), None for special and non-ASCII byte
     tokens, which no typed text can require. `allowed(required)` lists the ids consistent with
     `required`, those that cover it and those that spell only its start, in O(log V + answers),
-    from the strings sorted once (~0.5 s for Gemma's 262,144)."""
+    from the strings sorted once (Gemma's 262,144; the pieces alone took 0.16 s here)."""
 
     def __init__(self, pieces: Sequence[str], special_ids: Sequence[int] = ()) -> None:
         """`pieces`: the tokenizer's `convert_ids_to_tokens(range(V))`; `special_ids`: ids that

@@ -28,7 +28,7 @@ class Speller:
 
     def allowed(self, required: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(covering, partial) token ids for the `required` characters (`TokenStrings.allowed`).
-        The vocabulary's strings are built on first use (~0.5 s); the answers for the last 256
+        The vocabulary's strings are built on first use; the answers for the last 256
         strings are kept (" ", asked at every word end, is half the vocabulary)."""
         if self._token_strings is None:
             self._token_strings = TokenStrings.of(self.tokenizer)

@@ -125,7 +125,7 @@ def serve(config: WorkerConfig, requests: "queue.Queue[Request]", emit: Callable
     generator = Generator(lm, config.context_tokens, sae, max_acts, lens_weights=weights, lens_groups=groups,
                           prefill_threads=config.burst_threads)
     # The vocabulary as strings for token healing, and the mask every word end uses: built now
-    # (~0.5 s), not in the writer's first suggestion.
+    # now, not in the writer's first suggestion.
     generator.speller.allowed(" ")
     emit(WorkerReady(
         lm.name, time.perf_counter() - t0, lm.hook_layer, lm.d_model, generator.context_tokens,
