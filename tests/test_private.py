@@ -5,6 +5,8 @@ save; `tinymorph forget` leaves no row of the document and the file untouched.""
 import os
 import sqlite3
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -128,3 +130,15 @@ def test_a_home_folder_of_the_writers_own_is_left_as_it_is(umask_022, tmp_path, 
     assert stat.S_IMODE(home.stat().st_mode) == 0o755  # not tinymorph's: untouched
     assert stat.S_IMODE((home / "chapter1.md").stat().st_mode) == 0o644
     assert loose(home / "data") == [] and loose(home / "cache") == []
+
+
+def test_the_log_makes_a_new_home_private_too(tmp_path):
+    """The log is routed before anything else at start; the folders it creates on the way to
+    worker.log (a TINYMORPH_HOME that did not exist) are 0700 too, not left to the umask. Run in a
+    child: routing adds a handler to the root logger for the rest of the process."""
+    home = tmp_path / "new" / "home"
+    code = ("import sys; from pathlib import Path; from tinymorph.logs import route_library_output; "
+            "route_library_output(Path(sys.argv[1]) / 'cache' / 'worker.log')")
+    subprocess.run(["sh", "-c", f'umask 022; exec "{sys.executable}" -c "{code}" "{home}"'], check=True)
+    assert (home / "cache" / "worker.log").exists()
+    assert loose(tmp_path / "new") == []

@@ -5,12 +5,14 @@ imported (the CLI at start; the worker process sends its stdout and stderr to th
 Python warnings (transformers' FutureWarnings, sae-lens's DeprecationWarnings) are captured into
 the `logging` tree; log records of every library go to the file; progress bars that libraries draw
 on their own (tqdm inside transformers' GGUF loader, the Hub's downloads) are switched off:
-tinymorph draws its own. Imports nothing of ours.
+tinymorph draws its own. Imports only `private` (which imports nothing of ours).
 """
 
 import logging
 import os
 from pathlib import Path
+
+from tinymorph.private import PRIVATE_FILE, private_dir
 
 LOG_NAME = "worker.log"
 """The log file's name, in the cache directory (`AppPaths.cache_dir`)."""
@@ -30,8 +32,8 @@ def route_library_output(log_file: Path) -> None:
     if any(getattr(h, "_tinymorph", False) for h in root.handlers):
         return
     try:
-        log_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.close(os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))  # private before any record
+        private_dir(log_file.parent)  # and the parents it creates (a new TINYMORPH_HOME), whatever the umask
+        os.close(os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE))  # private before any record
         handler: logging.Handler = logging.FileHandler(log_file, encoding="utf-8")
         handler.setFormatter(logging.Formatter(_FORMAT))
     except OSError:
