@@ -72,12 +72,13 @@ STRENGTH_LIMIT = 1.0
 """Largest |strength| a slider allows, in residual-norm multiples. At layer 12 of the embedded
 model a single feature at 0.4 already turns most continuations into repetition; 1.0 leaves room
 to see that happen (docs/steering.md has the measurements)."""
-DEFAULT_CONCEPT_STRENGTH = 0.25
+DEFAULT_CONCEPT_STRENGTH = 0.3
 """Strength a concept slider (`engine.concepts`) gets when it is added, in residual-norm
-multiples, calibrated on the development concepts with `tinymorph steer eval --concepts`
-(docs/steering.md): the concept in most suggestions at a median perplexity rise under +50% and
-no more loops than unsteered. A concept vector is added from the cursor on only, so it needs
-about twice a single feature's push."""
+multiples, chosen on the tuning half of tinymorph's own concepts (docs/evals/concepts-tune.toml)
+with modern prompts (docs/steering.md): with the push eased once a suggestion says the concept
+(`engine.generate.CONCEPT_EASE`), +0.3 brought the concept into about twice as many suggestions
+as +0.25 did before, at the same perplexity rise. A concept vector is added from the cursor on
+only, so it needs more than a single feature's push."""
 DEFAULT_STRENGTH = 0.125
 """Strength a feature gets when it is added to the panel, in residual-norm multiples. In
 docs/steering.md, at +0.125 features that steer show in 79-85% of the suggestions the editor

@@ -25,16 +25,18 @@ def resid(lm, text: str) -> torch.Tensor:
     return run_to_layer(lm.model, decoder_layers(lm.model), lm.hook_layer, ids)[0].float()  # (T, d)
 
 
-def test_the_concept_is_the_mean_change_that_naming_it_makes_to_neutral_text(lm, monkeypatch):
+def test_the_concept_is_the_mean_change_that_naming_it_rather_than_no_topic_makes_to_neutral_text(lm, monkeypatch):
     monkeypatch.setattr(concepts, "TEMPLATES", ("About {}.", "Topic: {}."))
     monkeypatch.setattr(concepts, "NEUTRAL_SENTENCES", ("The cat sat on the mat.", "We walked home."))
     got = build_concept(lm, "  the   sea ")
+    assert torch.equal(build_concept(lm, "the sea", baseline=concepts.concept_baseline(lm)).direction, got.direction)
     diffs = []
     for template in concepts.TEMPLATES:
         for sentence in concepts.NEUTRAL_SENTENCES:
-            alone, named = resid(lm, sentence), resid(lm, template.format("the sea") + " " + sentence)
-            n = alone.shape[0] - 2  # the sentence's tokens but BOS and its first
-            diffs.append(named[-n:] - alone[-n:])
+            generic = resid(lm, template.format(concepts.GENERIC_TOPIC) + " " + sentence)
+            named = resid(lm, template.format("the sea") + " " + sentence)
+            n = resid(lm, sentence).shape[0] - 2  # the sentence's tokens but BOS and its first
+            diffs.append(named[-n:] - generic[-n:])
     expected = torch.cat(diffs).mean(0)
     assert got.name == "the sea" and got.tokens == sum(d.shape[0] for d in diffs)
     torch.testing.assert_close(got.direction, expected, atol=1e-4, rtol=1e-4)  # batched = one by one
@@ -62,3 +64,48 @@ def test_closeness_reads_the_words_of_a_suggestion_against_the_query(lm):
     assert words.closeness(sea, "") == 0.0
     # (The tiny model's tokens are characters: a text sharing none with " sea" is not close.)
     assert words.closeness(sea, "xyz") < 0.9
+
+
+def test_row_scale_scales_the_push_per_row_only_in_passes_of_that_many_rows():
+    from tinymorph.lm.steering import Steering, steered
+
+    layer = torch.nn.Identity()
+    vector = torch.tensor([1.0, 2.0])
+    push = Steering(vector, None, None, row_scale=torch.tensor([1.0, 0.25]).reshape(2, 1, 1))
+    with steered(layer, push):
+        two = layer(torch.zeros(2, 3, 2))  # (B=2, T=3, d=2)
+        one = layer(torch.zeros(1, 3, 2))
+    assert torch.equal(two[0], vector.expand(3, 2)) and torch.equal(two[1], 0.25 * vector.expand(3, 2))
+    assert torch.equal(one[0], vector.expand(3, 2))  # another batch size: the whole push
+
+
+def test_a_row_that_says_the_concept_gets_the_eased_push_from_then_on(lm):
+    from tinymorph.domain import SteeringSpec, SteeringTerm
+    from tinymorph.engine.generate import Generator
+    from tinymorph.engine.protocol import SuggestRequest
+
+    words = ConceptWords(lm)
+    said = words.query_ids("sea")[1]  # the tiny tokenizer spells " sea" by characters: "s"
+    other = next(t for t in range(lm.tokenizer.vocab_size)
+                 if lm.tokenizer.decode([t]).isalpha() and words.token_closeness(words.query_ids("sea"), t) < 0.3)
+    # Row 0 says the concept at its first token; row 1 never does.
+    sampler = lambda logits, _t, _g: torch.tensor([said, other][: logits.shape[0]])  # noqa: E731
+    layers = decoder_layers(lm.model)
+    before, after = [], []
+    pre = layers[lm.hook_layer].register_forward_hook(
+        lambda _m, _a, out: before.append(out[0] if isinstance(out, tuple) else out))
+    post = layers[lm.hook_layer + 1].register_forward_pre_hook(lambda _m, args: after.append(args[0]))
+    term = SteeringTerm(0.5, direction=tuple(torch.ones(lm.d_model).tolist()), label="sea", concept="sea")
+    req = SuggestRequest(1, "We walked down to the", steering=SteeringSpec((term,)), alternatives=2,
+                         max_new_tokens=4, temperature=0.7)
+    try:
+        gen = Generator(lm, 31, sampler=sampler, greedy_first=False, heal_words=False, concept_ease=0.25)
+        gen.suggest(req, lambda: False, lambda *_: None)
+    finally:
+        pre.remove()
+        post.remove()
+    pushes = [(a - b)[:, -1].float().norm(dim=-1) for b, a in zip(before, after, strict=True) if b.shape[0] == 2]
+    assert len(pushes) >= 2  # decode steps of both rows
+    full = lm.median_norm * 0.5
+    for push in pushes:  # every decode step comes after row 0's first token said "sea"
+        assert push[0] == pytest.approx(0.25 * full, rel=0.02) and push[1] == pytest.approx(full, rel=0.02)

@@ -81,6 +81,18 @@ class ConceptMeter:
     def active(self) -> bool:
         return self.sae is not None or self.directions is not None
 
+    @property
+    def has_concept(self) -> bool:
+        """True when a concept slider is turned up (what `mentions` looks for)."""
+        return self.words is not None and any(sign > 0 for _ids, sign in self.concepts)
+
+    def mentions(self, token: int) -> bool:
+        """True if `token` is at least CONCEPT_CLOSE close (input-embedding cosine) to the words of
+        a concept slider turned up: the token says the concept ("ocean" for "sea")."""
+        if self.words is None:
+            return False
+        return any(sign > 0 and self.words.token_closeness(ids, token) >= CONCEPT_CLOSE for ids, sign in self.concepts)
+
     def scores(
         self, readings: list[torch.Tensor], live: list[list[bool]], texts: list[str] | None = None
     ) -> torch.Tensor:

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from tinymorph.domain import SteeringSpec
-from tinymorph.engine.concepts import build_concept
+from tinymorph.engine.concepts import ConceptMaker
 from tinymorph.engine.directions import more_like_this
 from tinymorph.engine.generate import Generator
 from tinymorph.engine.lens import lens_tensors
@@ -146,6 +146,7 @@ def serve(config: WorkerConfig, requests: "queue.Queue[Request]", emit: Callable
             # Layers already swapped compute what the others do, a little faster: serve on.
             traceback.print_exc()
 
+    concepts = ConceptMaker(lm)
     inbox = Inbox(requests)
     while True:
         request = inbox.next()
@@ -161,7 +162,7 @@ def serve(config: WorkerConfig, requests: "queue.Queue[Request]", emit: Callable
                 if result is not None:
                     emit(result)
             else:
-                _serve_other(request, generator, lm, sae, data, emit)
+                _serve_other(request, generator, lm, sae, data, concepts, emit)
         except TinymorphError as exc:
             emit(RequestFailed(rid, str(exc)))
         except Exception as exc:
@@ -221,6 +222,7 @@ def _load_sae(
 
 def _serve_other(
     request: Request, generator: Generator, lm: LoadedModel, sae: LoadedSAE | None, data: LazyFeatureData | None,
+    concepts: ConceptMaker,
     emit: Callable[[Event], None],
 ) -> None:
     """Compare, feature search, "more like this" and concepts: short requests, never abandoned midway.
@@ -241,5 +243,5 @@ def _serve_other(
         vector, n = more_like_this(lm, request.text)
         emit(DirectionMade(rid, request.name, tuple(float(x) for x in vector), n))
     elif isinstance(request, MakeConcept):
-        concept = build_concept(lm, request.words, sae)
+        concept = concepts.make(request.words, sae)
         emit(ConceptMade(rid, concept.name, tuple(float(x) for x in concept.direction), concept.features))

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tinymorph.domain import SteeringSpec, SteeringTerm
-from tinymorph.engine.concepts import Concept, build_concept
+from tinymorph.engine.concepts import Concept, ConceptMaker
 from tinymorph.engine.continuation import repeated_trigrams, words_of
 from tinymorph.engine.generate import Generator
 from tinymorph.errors import ConfigError
@@ -134,7 +134,7 @@ def concept_eval(
     label: Callable[[int], str] = lambda i: f"#{i}",
 ) -> list[ConceptResult]:
     """The four arms for every case over `prompts`; prompt k of every arm is seeded `decoding.seed
-    + k`. The slider is `build_concept(gen.lm, case.query, gen.sae)` at `strength`."""
+    + k`. The slider is `ConceptMaker(gen.lm).make(case.query, gen.sae)` at `strength`."""
     lm = gen.lm
     contexts = [gen.context_ids(p.rstrip(" ")) for p in prompts]
 
@@ -144,9 +144,10 @@ def concept_eval(
         return ArmResult(samples, [shows(t, words) for t in samples], [s.perplexity for s in scores])
 
     plain = [first(shown_suggestion(gen, p, SteeringSpec(), decoding, k)) for k, p in enumerate(prompts)]
+    maker = ConceptMaker(lm)
     results = []
     for case in cases:
-        concept = build_concept(lm, case.query, gen.sae)
+        concept = maker.make(case.query, gen.sae)
         term = SteeringTerm(strength, direction=tuple(concept.direction.tolist()), label=concept.name,
                             concept=concept.name)
         ranking = SteeringSpec((term.with_strength(1.0),))

@@ -40,11 +40,14 @@ class FeatureSource(Protocol):
 @dataclass
 class Steering:
     """A spec resolved against the model: `vector` (d,) float32 to add (None: nothing), and the
-    features to ablate with the SAE that finds them."""
+    features to ablate with the SAE that finds them. `row_scale` (B, 1, 1), when set, scales the
+    added vector per batch row in passes of exactly B rows (`Generator.suggest` eases the push of
+    a row once it shows the concept); passes of another batch size get the whole vector."""
 
     vector: torch.Tensor | None
     ablate: torch.Tensor | None  # (n,) long feature indices
     sae: FeatureSource | None
+    row_scale: torch.Tensor | None = None  # (B, 1, 1) float32, multiples of `vector`
 
     @property
     def is_empty(self) -> bool:
@@ -97,7 +100,11 @@ def _apply(hidden: torch.Tensor, steering: Steering) -> torch.Tensor:
         contribution = acts @ steering.sae.directions()[steering.ablate]  # (B, T, n) @ (n, d) -> (B, T, d)
         out = out - contribution.to(hidden.dtype)
     if steering.vector is not None:
-        out = out + steering.vector.to(hidden.dtype)  # (B, T, d) + (d,)
+        vector = steering.vector.to(hidden.dtype)  # (d,)
+        scale = steering.row_scale
+        if scale is not None and scale.shape[0] == hidden.shape[0]:
+            vector = scale.to(hidden.dtype) * vector  # (B, 1, 1) * (d,) -> (B, 1, d)
+        out = out + vector  # (B, T, d) + (d,) or (B, 1, d)
     return out
 
 
