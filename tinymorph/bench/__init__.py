@@ -55,18 +55,23 @@ def run_bench(argv: list[str]) -> int:
     parser.add_argument("--quality-words", type=int, default=200)
     parser.add_argument("--text", type=Path, help="held-out prose for the int8 weights' perplexity (default: built-in)")
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
-    parser.add_argument("--only", choices=["quality", "ghost"],
+    parser.add_argument("--only", choices=["quality", "ghost", "concepts"],
                         help="quality: only the simulated writer of --quality (no terminal, no llama.cpp, no extra); "
-                        "ghost: only the ghost text's latency in a terminal (word ends and inside words), printed")
+                        "ghost: only the ghost text's latency in a terminal (word ends and inside words), printed; "
+                        "concepts: only the time to make a concept slider and to answer after a nudge, before and "
+                        "now (written to docs/benchmarks-concepts.md)")
     parser.add_argument("--json", type=Path, help="with --only quality: write the last arm's summary here")
     parser.add_argument("--quality-offset", type=int, default=0,
                         help="type held-out chunks from this one on (default 0; docs/suggestions.md tunes on 3)")
     parser.add_argument("--sweep-confidence", metavar="LIST",
                         help="with --only quality: the new path at each suggestion_confidence (0,0.1,...) instead")
     args = parser.parse_args(argv)
+    args.argv = argv
     console = Console()
     if args.only == "quality":
         return _only_quality(args, console)
+    if args.only == "concepts":
+        return _only_concepts(args, console)
     if importlib.util.find_spec("pyte") is None:
         # Said before anything runs: the terminal stage is the bench's first.
         console.print("tinymorph bench draws the editor in a terminal emulator, pyte, which comes with the bench "
@@ -212,6 +217,31 @@ def _weights_quality(lm, text: Path | None) -> tuple[tuple[float, float, float],
         sequences = token_sequences(iter([engine.PROSE]), lm.tokenizer, 256)
         prompts = [engine._text(lm, 23 * k, 60) for k in range(20)]
     return engine.perplexities(lm, sequences), engine.greedy_match(lm, prompts)
+
+
+def _only_concepts(args: argparse.Namespace, console: Console) -> int:
+    """`--only concepts`: `bench.concepts` with the worker's threads, printed and written to
+    docs/benchmarks-concepts.md (or --out when given)."""
+    from tinymorph.bench import concepts
+    from tinymorph.cli_common import worker_threads
+    from tinymorph.lm.manifest import resolve_model
+    from tinymorph.lm.model import load_model
+    from tinymorph.paths import app_paths
+    from tinymorph.sae.loading import load_sae
+
+    manifest = resolve_model(args.model)
+    lm = load_model(manifest, app_paths().models_cache, lambda *_: None, int8_decode=True)
+    sae = load_sae("default", manifest, lm.d_model, int(lm.model.config.num_hidden_layers))
+    lines = concepts.run(lm, sae, worker_threads(Settings(model=args.model)))
+    out = args.out if args.out != Path("docs/benchmarks.md") else Path("docs/benchmarks-concepts.md")
+    head = ["# Concept sliders: time to make one, and to answer after a nudge", "",
+            f"`{shlex.join(['tinymorph', 'bench', *args.argv])}`, {time.strftime('%Y-%m-%d')}, "
+            f"{platform.machine()}, {os.cpu_count()} cores (`tinymorph/bench/concepts.py` says what is timed).", ""]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(head + lines) + "\n", encoding="utf-8")
+    for line in lines:
+        console.print(line, markup=False)
+    return 0
 
 
 def _only_quality(args: argparse.Namespace, console: Console) -> int:
