@@ -96,38 +96,50 @@ class Concept:
 
 
 @torch.no_grad()
-def concept_baseline(lm: LoadedModel) -> list[torch.Tensor]:
-    """The hook layer's residual stream (T_i, d) float32 over each TEMPLATES x NEUTRAL_SENTENCES
-    sequence (BOS, the template naming GENERIC_TOPIC, the sentence), in that order. The same for
-    every concept: the worker computes it once, with its first concept slider (~0.5 s)."""
-    sequences = [with_bos(lm, t.format(GENERIC_TOPIC) + " " + s) for t in TEMPLATES for s in NEUTRAL_SENTENCES]
-    return _residuals(lm, sequences)
+def concept_baseline(lm: LoadedModel) -> torch.Tensor:
+    """(d_model,) float32: the hook layer's residual stream summed over the neutral sentences'
+    tokens (all but BOS and each sentence's first) read after each template naming GENERIC_TOPIC,
+    over TEMPLATES x NEUTRAL_SENTENCES. The same for every concept: the worker computes it once,
+    with its first concept slider."""
+    return _neutral_sum(lm, _after_templates(lm, GENERIC_TOPIC))[0]
 
 
 @torch.no_grad()
 def build_concept(
-    lm: LoadedModel, query: str, sae: FeatureSource | None = None, baseline: list[torch.Tensor] | None = None
+    lm: LoadedModel, query: str, sae: FeatureSource | None = None, baseline: torch.Tensor | None = None
 ) -> Concept:
     """The concept slider for `query`: mean over TEMPLATES x NEUTRAL_SENTENCES of the residual
     stream (after decoder layer `lm.hook_layer`) over a neutral sentence's tokens read after the
     template naming `query`, minus the same tokens read after the template naming GENERIC_TOPIC
     (`baseline`, from `concept_baseline`; computed here when not given). The first token of each
-    sentence is left out (its tokenization depends on what precedes it). ~0.6 s on 2 CPU cores
-    with the baseline given. Raises SteeringError for a query without a letter or digit."""
+    sentence is left out (its tokenization depends on what precedes it). Raises SteeringError for
+    a query without a letter or digit. Time: `tinymorph bench --only concepts`."""
     name = " ".join(query.split())
     if not any(c.isalnum() for c in name):
         raise SteeringError("type a word or two to make a concept slider")
     base = baseline if baseline is not None else concept_baseline(lm)
-    lengths = [len(with_bos(lm, s)) - 2 for s in NEUTRAL_SENTENCES]  # the sentence's tokens but BOS and its first
-    prefixed = [with_bos(lm, t.format(name) + " " + s) for t in TEMPLATES for s in NEUTRAL_SENTENCES]
-    total, count = torch.zeros(lm.d_model), 0
-    for k, resid in enumerate(_residuals(lm, prefixed)):
-        n = lengths[k % len(NEUTRAL_SENTENCES)]
-        diff = resid[-n:] - base[k][-n:]  # (n, d): the same tokens, after this topic and after none
-        total += diff.sum(0)
-        count += n
-    direction = total / count
+    named, count = _neutral_sum(lm, _after_templates(lm, name))
+    direction = (named - base) / count  # the same tokens, after this topic and after none
     return Concept(name, direction, count, _closest_features(sae, direction))
+
+
+def _after_templates(lm: LoadedModel, topic: str) -> list[list[int]]:
+    """BOS + each template naming `topic` + each neutral sentence, TEMPLATES x NEUTRAL_SENTENCES."""
+    return [with_bos(lm, t.format(topic) + " " + s) for t in TEMPLATES for s in NEUTRAL_SENTENCES]
+
+
+def _neutral_sum(lm: LoadedModel, sequences: list[list[int]]) -> tuple[torch.Tensor, int]:
+    """The hook layer's residual stream (d,) summed over the neutral-sentence tokens of each of
+    `sequences` (TEMPLATES x NEUTRAL_SENTENCES order: each ends with its sentence), and how many
+    tokens that is: each sentence's tokens but BOS and its first (whose tokenization depends on
+    what precedes it)."""
+    lengths = [len(with_bos(lm, s)) - 2 for s in NEUTRAL_SENTENCES]
+    total, count = torch.zeros(lm.d_model), 0
+    for k, resid in enumerate(_residuals(lm, sequences)):
+        n = lengths[k % len(NEUTRAL_SENTENCES)]
+        total += resid[-n:].sum(0)
+        count += n
+    return total, count
 
 
 class ConceptMaker:
@@ -136,7 +148,7 @@ class ConceptMaker:
 
     def __init__(self, lm: LoadedModel) -> None:
         self.lm = lm
-        self._baseline: list[torch.Tensor] | None = None
+        self._baseline: torch.Tensor | None = None
         self._layer = lm.hook_layer
 
     def make(self, query: str, sae: FeatureSource | None = None) -> Concept:
