@@ -1,5 +1,6 @@
 """Readable labels: English words from where a feature fires and what it writes; fragments, other
-scripts and function words never make a label; output features say "writes"."""
+scripts and function words never make a label; output features say "writes"; only features whose
+contexts and promoted words agree are topics (the lens shows those alone)."""
 
 import re
 
@@ -24,7 +25,8 @@ def test_a_detector_is_named_by_the_content_words_where_it_fires():
               context("ships anchored in the bay, rocking", "bay")],
              promoted=(" 域", "igans", " Pines"))
     label, topical = readable_label(f)
-    assert label.split(", ")[0] == "harbour" and "bay" in label and topical
+    assert label.split(", ")[0] == "harbour" and "bay" in label
+    assert not topical  # its decoder writes nothing about harbours: a detector, not a topic
     assert all(re.fullmatch(r"[a-z]+", w) for w in label.split(", "))  # no fragment, no other script
     assert len(label.split(", ")) <= 3
 
@@ -40,7 +42,10 @@ def test_a_feature_that_fires_on_the_before_a_topic_takes_its_words_from_the_con
 def test_an_output_feature_says_what_it_writes():
     f = info([context("of all the same things", "same")], promoted=(" gold", "Gold", " metals", " 金", "bull"),
              output_score=0.2)
-    assert readable_label(f) == ("→ writes: gold, metals, bull", True)
+    assert readable_label(f) == ("→ writes: gold, metals, bull", False)  # it fires on "same", not on gold
+    mines = info([context("they dug gold out of the hills", "gold"), context("a seam of silver and gold", "gold")],
+                 promoted=(" gold", "Gold", " metals"), output_score=0.2)
+    assert readable_label(mines) == ("→ writes: gold, metals", True)
 
 
 def test_function_word_features_are_not_topical():
@@ -62,7 +67,7 @@ def test_words_the_contexts_agree_on_make_the_label():
     f = info([context("the bees swarmed out of the hive", "bees"),
               context("honey dripped from the comb of the bees", "bees"),
               context("a hive of wild bees in the oak", "hive"), context("the keeper lifted the hive lid", "hive"),
-              context("a lorry passed on the road", "lorry")])
+              context("a lorry passed on the road", "lorry")], promoted=(" bees", " hive", " honey", " of"))
     label, topical = readable_label(f)
     assert label.split(", ")[:2] == ["bees", "hive"] and "lorry" not in label and topical
 
@@ -74,3 +79,17 @@ def test_slurs_never_make_a_label():
     f = info([context(f"the {word} ran past the river", word), context(f"a {word} by the river", word),
               context("down to the river bank", "river")])
     assert word not in readable_label(f)[0].split(", ")
+
+
+def test_a_topic_is_where_input_and_output_agree():
+    coffee = info([context("I grind the coffee beans every morning", "coffee"),
+                   context("she poured a cup of coffee for him", "cup"),
+                   context("the smell of roasted beans and coffee", "beans")],
+                  promoted=(" coffee", " Coffee", " coffees", " espresso", " barista", "咖啡"))
+    label, topical = readable_label(coffee)
+    words = label.split(", ")
+    assert words[0] == "coffee" and "coffees" not in words and topical  # "coffees": a spelling of "coffee"
+    went = info([context("we went down to the shop", "went"), context("she went home early", "went"),
+                 context("they went out at night", "went")], promoted=(" afterwards", " then", " later"))
+    label, topical = readable_label(went)
+    assert label.startswith("went") and not topical  # a word it fires on, but no topic

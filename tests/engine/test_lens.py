@@ -37,3 +37,15 @@ def test_features_whose_shown_labels_have_the_same_words_share_a_group():
     features = tuple(FeatureInfo(i, lab, 0.01, 1.0, (), (), ()) for i, lab in enumerate(labels))
     data = FeatureData("s", "m", "h", 1, features)
     assert lens_table(data).group == (0, 0, 2, 3)
+
+
+def test_only_topics_weigh_in_the_lens_and_rarer_ones_more():
+    from tinymorph.features import FeatureInfo
+    from tinymorph.lens_table import weight_of
+
+    def feature(density: float, topical: bool | None) -> FeatureInfo:
+        return FeatureInfo(0, "x", density, 1.0, (), (), (), topical=topical)
+
+    assert weight_of(feature(1e-4, False)) == 0.0 == weight_of(feature(1e-4, None))  # detectors, unlabelled
+    assert weight_of(feature(1e-4, True)) == pytest.approx(1.0)  # ln(1e4) / ln(1e4)
+    assert weight_of(feature(1e-4, True)) > weight_of(feature(1e-2, True)) > 0.0

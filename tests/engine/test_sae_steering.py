@@ -1,5 +1,6 @@
 """Steering by SAE feature (add and ablate) and the feature lens, on the tiny model."""
 
+import dataclasses
 import queue
 from pathlib import Path
 
@@ -144,6 +145,10 @@ def test_the_worker_serves_lens_search_compare_and_directions(lm, tiny_manifest,
     sae = load_sae(str(folder), tiny_manifest, 64, 4)
     seqs = token_sequences(iter(["The sea was calm and the boats came home. " * 6]), lm.tokenizer, 32)
     data = build_feature_data(lm, sae, seqs)
+    # The worker's plumbing, not the lens's rule (tests/engine/test_lens.py): a random SAE has no
+    # topics, so every live feature is made a rare one, as a trained SAE's topic features are.
+    data = dataclasses.replace(data, features=tuple(
+        f if f.dead else dataclasses.replace(f, topical=True, density=1e-4) for f in data.features))
     save_feature_files(data, folder) if lens_file else data.save(folder)  # older feature data: no lens.json
     parsed_at: list[bool] = []  # whether WorkerReady had been sent when the feature file was parsed
     real_load = worker.load_feature_data
