@@ -26,21 +26,27 @@ BEFORE, AFTER = 16, 4
 PER_TOKEN = 64
 """Largest activations kept per token (for the per-token shading of context windows)."""
 LOGIT_TOKENS = 8
+"""Suppressed tokens kept per feature, and the promoted word tokens the output score measures."""
+PROMOTED_TOKENS = 24
+"""Promoted tokens kept per feature (its logit lens): the labels look for words its contexts share
+among them (`labels.input_output_words`). On the lens development sentences with a 16k SAE, 24
+named the topic in 82% against 78% with 8 (docs/sae.md); the feature file grows ~1.5 MB."""
 
 
 @torch.no_grad()
 def logit_effects(
-    lm: LoadedModel, directions: torch.Tensor, n: int = LOGIT_TOKENS, chunk: int = 256
+    lm: LoadedModel, directions: torch.Tensor, n: int = LOGIT_TOKENS, chunk: int = 256, n_bottom: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Top and bottom `n` output tokens of each direction (F, d) through the model's final norm
-    and unembedding: returns (top_ids, top_vals, bottom_ids, bottom_vals), each (F, n)."""
+    """Top `n` and bottom `n_bottom` (default `n`) output tokens of each direction (F, d) through
+    the model's final norm and unembedding (the logit lens): returns (top_ids, top_vals) (F, n)
+    and (bottom_ids, bottom_vals) (F, n_bottom)."""
     norm, head = lm.model.model.norm, lm.model.get_output_embeddings()
     tops, bottoms = [], []
     for start in range(0, directions.shape[0], chunk):
         block = directions[start : start + chunk].to(head.weight.dtype)  # (c, d)
         logits = head(norm(block)).float()  # (c, vocab)
         tops.append(logits.topk(n, dim=-1))
-        bottoms.append((-logits).topk(n, dim=-1))
+        bottoms.append((-logits).topk(n if n_bottom is None else n_bottom, dim=-1))
     return (
         torch.cat([t.indices for t in tops]),
         torch.cat([t.values for t in tops]),
@@ -109,7 +115,9 @@ def build_feature_data(
         acts[:, 0] = 0  # BOS is never encoded: its norm is an outlier the SAE was not trained on
         scan.add(start, acts)
         report(min(start + batch, n_seq), n_seq)
-    top_ids, top_vals, bottom_ids, bottom_vals = logit_effects(lm, sae.directions())
+    top_ids, top_vals, bottom_ids, bottom_vals = logit_effects(
+        lm, sae.directions(), n=PROMOTED_TOKENS, n_bottom=LOGIT_TOKENS
+    )
     decode = _Decoder(lm)
     features = tuple(
         _feature_info(i, scan, sequences, quotable, decode, top_ids[i], top_vals[i], bottom_ids[i], bottom_vals[i])
