@@ -130,8 +130,8 @@ def test_the_concept_bench_times_each_case_before_and_now(tiny_lm, monkeypatch):
 
     monkeypatch.setattr(concepts, "QUERIES", ("lighthouses",))
     costs = concepts.concept_costs(tiny_lm, None, reps=1)
-    assert set(costs) == {"make before", "make now, first", "make now, later", "nudge first token before",
-                          "nudge first token now", "nudge full before", "nudge full now"}
+    assert set(costs) == {"make before", "make now, first ever", "make now, first of a worker", "make now, later",
+                          "nudge first token before", "nudge first token now", "nudge full before", "nudge full now"}
     assert all(v > 0 for v in costs.values())
     lines = concepts.concept_lines(costs, 1)
-    assert sum(line.startswith("| make a concept slider") for line in lines) == 2 and len(lines) == 8
+    assert sum(line.startswith("| make a concept slider") for line in lines) == 3 and len(lines) == 9

@@ -109,3 +109,26 @@ def test_a_row_that_says_the_concept_gets_the_eased_push_from_then_on(lm):
     full = lm.median_norm * 0.5
     for push in pushes:  # every decode step comes after row 0's first token said "sea"
         assert push[0] == pytest.approx(0.25 * full, rel=0.02) and push[1] == pytest.approx(full, rel=0.02)
+
+
+def test_the_baseline_is_kept_in_the_cache_private_and_made_again_when_damaged(lm, tmp_path, monkeypatch):
+    monkeypatch.setattr(concepts, "TEMPLATES", ("About {}.",))
+    monkeypatch.setattr(concepts, "NEUTRAL_SENTENCES", ("The cat sat on the mat.",))
+    first = concepts.ConceptMaker(lm, tmp_path)
+    made = first.make("the sea")
+    (path,) = (tmp_path / "concepts").glob("baseline-*.safetensors")
+    assert path.stat().st_mode & 0o777 == 0o600 and (tmp_path / "concepts").stat().st_mode & 0o777 == 0o700
+
+    computed: list[int] = []
+    real = concepts.concept_baseline
+    monkeypatch.setattr(concepts, "concept_baseline", lambda m: computed.append(1) or real(m))
+    again = concepts.ConceptMaker(lm, tmp_path).make("the sea")  # a new worker: read, not computed
+    assert computed == [] and torch.equal(again.direction, made.direction)
+
+    path.write_bytes(b"not a tensor file")
+    damaged = concepts.ConceptMaker(lm, tmp_path).make("the sea")
+    assert computed == [1] and torch.equal(damaged.direction, made.direction)
+
+    monkeypatch.setattr(concepts, "NEUTRAL_SENTENCES", ("We walked home.",))  # other text: another key
+    concepts.ConceptMaker(lm, tmp_path).baseline()
+    assert computed == [1, 1] and len(list((tmp_path / "concepts").glob("baseline-*.safetensors"))) == 2

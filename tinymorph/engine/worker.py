@@ -146,7 +146,7 @@ def serve(config: WorkerConfig, requests: "queue.Queue[Request]", emit: Callable
             # Layers already swapped compute what the others do, a little faster: serve on.
             traceback.print_exc()
 
-    concepts = ConceptMaker(lm)
+    concepts = ConceptMaker(lm, config.cache_dir)
     inbox = Inbox(requests)
     while True:
         request = inbox.next()
