@@ -4,8 +4,9 @@ the report compares rows of the same run.
 
 Owns: the command and the report. The measures live in `bench.engine` (decode paths side by side,
 suggestion latency, the int8 weights' perplexity), `bench.keys` (keystrokes and ghost text in a
-real terminal), `bench.quality` (keystroke savings) and `bench.llama` (the llama.cpp anchor, when
-llama-cpp-python is installed). `tinymorph bench sae` is `bench.sae`.
+real terminal), `bench.quality` and `bench.quality_arms` (keystroke savings), `bench.concepts`
+(concept sliders) and `bench.llama` (the llama.cpp anchor, when llama-cpp-python is installed).
+`tinymorph bench sae` is `bench.sae`.
 """
 
 import argparse
@@ -17,14 +18,10 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from tinymorph.config import Settings
-
-if TYPE_CHECKING:
-    from tinymorph.bench.quality import QualityResult
 
 
 def _first_sentence(doc: str) -> str:
@@ -119,29 +116,12 @@ def run_bench(argv: list[str]) -> int:
     report["perplexity"], report["greedy"] = _weights_quality(lm, args.text)
 
     if args.quality is not None:
-        report["quality"] = _quality(lm, sae, args, threads, console)
+        from tinymorph.bench import quality_arms
+
+        report["quality"] = quality_arms.run_arms(lm, sae, args, threads, console)
     _write(args, report, argv)
     console.print(f"written to {args.out}")
     return 0
-
-
-def quality_lines(results: dict, args: argparse.Namespace) -> list[str]:  # type: ignore[type-arg]
-    """The report's section on how useful the suggestions are (`--quality`)."""
-    lines = ["## How useful the suggestions are (`--quality`)", "",
-             f"A simulated writer types {args.quality_words} words of held-out prose (`{args.quality}`) a character "
-             "at a time, taking a suggestion with Tab when all of it is right and word by word (Ctrl+Right) while "
-             "it is right (Trnka and McCoy 2008; `bench/quality.py`). Each arm adds one change to the one above; "
-             f"same text, same seeds. The confidence cut is `suggestion_confidence` = "
-             f"{Settings().suggestion_confidence}.", "",
-             "| path | keystroke savings | first word right | acceptance | shown per 100 words | words right of "
-             "words shown | word end: shown, acceptance | in word: shown, acceptance |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for name, q in results.items():
-        lines.append(f"| {name} | {q.keystroke_savings:.1%} | {q.first_word_rate:.1%} | {q.acceptance_rate:.1%} | "
-                     f"{q.per_100_words():.0f} | {q.word_precision:.1%} | "
-                     f"{q.shown['word end']}, {q.rate(q.taken, 'word end'):.1%} | "
-                     f"{q.shown['in word']}, {q.rate(q.taken, 'in word'):.1%} |")
-    return [*lines, ""]
 
 
 def _llama(manifest, lm, threads: int, cores: int, console: Console) -> dict[str, object]:  # type: ignore[no-untyped-def]
@@ -249,6 +229,7 @@ def _only_quality(args: argparse.Namespace, console: Console) -> int:
     the last arm's summary to --json."""
     import json
 
+    from tinymorph.bench import quality_arms
     from tinymorph.cli_common import worker_threads
     from tinymorph.lm.manifest import resolve_model
     from tinymorph.lm.model import load_model
@@ -263,82 +244,14 @@ def _only_quality(args: argparse.Namespace, console: Console) -> int:
     lm = load_model(manifest, app_paths().models_cache, lambda *_: None, int8_decode=True)
     sae = load_sae("default", manifest, lm.d_model, int(lm.model.config.num_hidden_layers))
     if args.sweep_confidence:
-        return _sweep_confidence(lm, sae, args, worker_threads(settings), console)
-    results = _quality(lm, sae, args, worker_threads(settings), console)
-    for line in quality_lines(results, args):
+        return quality_arms.sweep_confidence(lm, sae, args, worker_threads(settings), console)
+    results = quality_arms.run_arms(lm, sae, args, worker_threads(settings), console)
+    for line in quality_arms.quality_lines(results, args):
         console.print(line, markup=False, highlight=False)
     if args.json is not None:
         args.json.write_text(json.dumps(list(results.values())[-1].as_json(), indent=2) + "\n", encoding="utf-8")
         console.print(f"written to {args.json}")
     return 0
-
-
-def _sweep_confidence(lm, sae, args: argparse.Namespace, threads: int, console: Console) -> int:  # type: ignore[no-untyped-def]
-    """The new path (finish the word, likeliest first) at each threshold of --sweep-confidence."""
-    import torch
-
-    from tinymorph.bench import engine
-    from tinymorph.bench.quality import simulate_writer
-    from tinymorph.engine.generate import Generator
-
-    text = quality_text(args.quality, args.quality_offset)
-    torch.set_num_threads(threads)
-    console.print("| suggestion_confidence | keystroke savings | acceptance | shown per 100 words | "
-                  "words right of words shown |", markup=False)
-    with engine.running(lm, engine.NOW):
-        for theta in (float(t) for t in args.sweep_confidence.split(",")):
-            gen = Generator(lm, 511, sae, sampler=engine.NOW.sampler)
-            q = simulate_writer(gen, text, words=args.quality_words, in_word=True, confidence=theta)
-            console.print(f"| {theta} | {q.keystroke_savings:.1%} | {q.acceptance_rate:.1%} | {q.per_100_words():.0f} "
-                          f"| {q.word_precision:.1%} |", markup=False)
-    return 0
-
-
-QUALITY_ARMS = (
-    # name, Generator(heal_words, greedy_first, first_by_logprob), simulate_writer(in_word), confidence
-    # (None: the setting's)
-    ("before: word ends only, the first alternative sampled, to a sentence end", False, False, False, False, 0.0),
-    ("+ finish the word (token healing, asked inside words too)", True, False, False, True, 0.0),
-    ("  (instead of greedy: the best of the 3 sampled by total log-probability first)", True, False, True, True, 0.0),
-    ("+ the likeliest first (greedy alternative 0)", True, True, False, True, 0.0),
-    ("+ stop where confidence ends (now)", True, True, False, True, None),
-)
-"""The suggestion paths compared by `--quality`, each adding one change to the one before, on the
-same text, requests and seeds (the int8 decode path of the editor in every arm)."""
-
-
-def quality_text(folder: Path, offset: int = 0) -> str:
-    """Three held-out chunks of `folder` (a corpus folder; a single file: its first chunks),
-    starting at chunk `offset`."""
-    from tinymorph.sae.corpus import open_corpus
-
-    corpus = open_corpus(folder, ["SOURCES.md"])
-    chunks = list(corpus.chunks("heldout") if len(corpus.files) > 1 else corpus.chunks("all"))
-    return "\n\n".join(chunks[offset : offset + 3])
-
-
-def _quality(lm, sae, args: argparse.Namespace, threads: int, console: Console) -> "dict[str, QualityResult]":  # type: ignore[no-untyped-def]
-    import torch
-
-    from tinymorph.bench import engine
-    from tinymorph.bench.quality import simulate_writer
-    from tinymorph.engine.generate import Generator
-
-    text = quality_text(args.quality, args.quality_offset)
-    torch.set_num_threads(threads)
-    confidence = Settings().suggestion_confidence
-    out = {}
-    with engine.running(lm, engine.NOW):
-        for name, heal, greedy, by_logprob, in_word, cut in QUALITY_ARMS:
-            gen = Generator(lm, 511, sae, sampler=engine.NOW.sampler, heal_words=heal, greedy_first=greedy,
-                            first_by_logprob=by_logprob)
-            t0 = time.perf_counter()
-            result = simulate_writer(gen, text, words=args.quality_words, in_word=in_word,
-                                     confidence=confidence if cut is None else cut)
-            out[name] = result
-            console.print(f"{name}: keystroke savings {result.keystroke_savings:.1%}, acceptance "
-                          f"{result.acceptance_rate:.1%} ({time.perf_counter() - t0:.0f} s)")
-    return out
 
 
 def _terminal_home() -> tuple[Path, dict[str, str]]:
@@ -465,6 +378,8 @@ def _write(args: argparse.Namespace, r: dict, argv: list[str]) -> None:  # type:
               f"Greedy suggestions (24 tokens, no steering) before and now are the same on {same} of {total} "
               "prompts.", ""]
     if "quality" in r:
+        from tinymorph.bench.quality_arms import quality_lines
+
         lines += quality_lines(r["quality"], args)
     keys = r["keys"]
     idle = keys["no model"]

@@ -73,7 +73,8 @@ def concept_costs(lm: LoadedModel, sae, reps: int = 2) -> dict[str, float]:  # t
 def concept_lines(costs: dict[str, float], threads: int) -> list[str]:
     """The markdown report of `concept_costs`."""
     rows = [
-        ("make a concept slider", "make before", ("make now, first ever", "make now, first of a worker", "make now, later")),
+        ("make a concept slider", "make before",
+         ("make now, first ever", "make now, first of a worker", "make now, later")),
         ("first token after a concept slider nudge", "nudge first token before", ("nudge first token now",)),
         ("whole suggestion after the nudge", "nudge full before", ("nudge full now",)),
     ]
