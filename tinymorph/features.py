@@ -77,9 +77,9 @@ class FeatureInfo:
     (`tinymorph.sae.output_score.probe_concept_rates`); None when not measured."""
 
     topical: bool | None = None
-    """Whether its label names content words its contexts agree on (`tinymorph.labels`): False
-    for features of punctuation and function words and for features whose contexts share no
-    word, which the feature lens leaves out; None when not labelled."""
+    """Whether it is a topic: a content word near the peaks of its contexts shares its stem with a
+    content word its decoder direction promotes (`tinymorph.labels.input_output_words`). The
+    feature lens shows topics only; None when not labelled."""
 
     context_words: tuple[tuple[str, float, float], ...] = ()
     """The content words near the peaks of all its scanned top contexts (`labels.context_words`):
