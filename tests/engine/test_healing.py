@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from tinymorph.engine.generate import Generator, token_confidence
+from tinymorph.engine.generate import Generator
 from tinymorph.engine.healing import TokenStrings, consume, split_typed_word
 from tinymorph.engine.protocol import SuggestRequest
+from tinymorph.engine.sampling import token_confidence
 from tinymorph.lm.model import LoadedModel, load_model
 
 

@@ -210,7 +210,7 @@ def test_a_worker_whose_sae_cannot_load_still_suggests(tiny_manifest, tmp_path):
 
 
 def test_min_p_never_samples_a_token_far_below_the_most_likely():
-    from tinymorph.engine.generate import sample
+    from tinymorph.engine.sampling import sample
 
     probs = torch.tensor([[0.6, 0.3, 0.02, 0.08]])  # bar 0.03: token 2 is out, token 3 in
     logits = probs.log().expand(4000, -1)

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 import torch
 
 from tinymorph.domain import SteeringSpec, SteeringTerm
-from tinymorph.engine.generate import Generator, sample
+from tinymorph.engine.generate import Generator
 from tinymorph.engine.protocol import SuggestionReady, SuggestRequest
+from tinymorph.engine.sampling import sample
 from tinymorph.lm.attention import NAME as PACKED_ATTENTION
 from tinymorph.lm.model import CALIBRATION_TEXT, LoadedModel
 from tinymorph.lm.quantize import int8_everywhere

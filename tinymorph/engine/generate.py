@@ -21,7 +21,6 @@ prefix too.
 """
 
 import copy
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from tinymorph.engine.healing import consume, split_typed_word
 from tinymorph.engine.lens import LENS_TOKENS, MIN_LENS_SCORE, LensRow, encode_rows, summarize
 from tinymorph.engine.protocol import SuggestionReady, SuggestRequest
 from tinymorph.engine.ranking import ConceptMeter, reading
+from tinymorph.engine.sampling import log_probs, sample, token_confidence
 from tinymorph.engine.spelling import Speller
 from tinymorph.lm.model import LoadedModel, decoder_layers, torch_threads
 from tinymorph.lm.steering import FeatureSource, resolve_steering, steered
@@ -71,61 +71,6 @@ def common_prefix(a: list[int], b: list[int]) -> int:
             break
         n += 1
     return n
-
-
-MIN_P = 0.05
-"""Min-p truncation (Nguyen et al. 2024, "Turning Up the Heat: Min-p Sampling"): a token whose
-probability is below MIN_P times the most likely token's is never sampled. Without it, sampling
-from Gemma's 262k-token vocabulary at temperature 0.7 now and then draws a fragment of another
-script, and a steered model does so more often (docs/steering.md)."""
-
-
-def sample(
-    logits: torch.Tensor, temperature: float, generator: torch.Generator, min_p: float = MIN_P
-) -> torch.Tensor:
-    """Sample one token per row from `logits` (B, V) at `temperature`, among the tokens whose
-    probability is at least `min_p` times the row's most likely one; greedy when temperature
-    is 0. Returns (B,) token ids.
-
-    The min-p test is done on the logits (p_i / p_max >= min_p  <=>  l_i >= l_max + T ln min_p),
-    so that the softmax runs over the few tokens kept, not the whole vocabulary: ~0.3 ms per
-    step for 3 rows of 262,144 logits, against ~17 ms for a full softmax on 2 CPU cores."""
-    if temperature <= 0:
-        return logits.argmax(dim=-1)
-    logits = logits.float()
-    floor = logits.amax(dim=-1, keepdim=True) + (temperature * math.log(min_p) if min_p > 0 else -math.inf)  # (B, 1)
-    tokens = []
-    for row, bar in zip(logits, floor, strict=True):
-        kept = (row >= bar).nonzero().squeeze(-1)  # (k,) candidate ids
-        probs = torch.softmax(row[kept] / temperature, dim=-1)  # (k,)
-        tokens.append(kept[torch.multinomial(probs, 1, generator=generator)])
-    return torch.cat(tokens)  # (B,)
-
-
-CONFIDENCE_NATS = 10.0
-"""A token's confidence (`token_confidence`) is its probability among the tokens whose logit is
-within this many nats of the likeliest one's; each token further below weighs less than e^-10
-(4.5e-5) of the likeliest, so the rest of the vocabulary changes it little, and no softmax over
-all 262,144 logits is needed (a logsumexp over 3 x 262,144 logits took 31 ms here, beside a
-training job)."""
-
-
-def _log_probs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    """(n,) log-probability of each row's token under `logits` (n, V), over the whole vocabulary."""
-    return logits.float().log_softmax(-1).gather(-1, tokens[:, None]).squeeze(-1)
-
-
-def token_confidence(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    """The probability of each row's `tokens` (B,) under `logits` (B, V), over the tokens within
-    CONFIDENCE_NATS of the row's best (see there). Returns (B,) floats in [0, 1]."""
-    out = []
-    for row, token in zip(logits.float(), tokens, strict=True):
-        top = row.max()
-        kept = (row >= top - CONFIDENCE_NATS).nonzero().squeeze(-1)  # (k,) ids near the top
-        weights = (row[kept] - top).exp()  # (k,)
-        mine = row[token] - top
-        out.append(float(mine.exp() / weights.sum()) if mine >= -CONFIDENCE_NATS else 0.0)
-    return torch.tensor(out)
 
 
 CONCEPT_EASE = 0.0
@@ -362,7 +307,7 @@ class Generator:
         gap = logits.amax(-1) - logits.gather(-1, tokens[:, None]).squeeze(-1)  # (n,)
         by_logprob = self.first_by_logprob and steering.is_empty and rank_by is None
         logprob = torch.zeros(n)  # (n,) summed log-probability of each row's tokens, when by_logprob
-        step_lp = _log_probs(logits, tokens) if by_logprob else None
+        step_lp = log_probs(logits, tokens) if by_logprob else None
         first_token_ms = ms()
         readings: list[torch.Tensor] = []  # (n, d) per decode step: the hook layer before steering
         live_rows: list[list[bool]] = []
@@ -440,7 +385,7 @@ class Generator:
                 logits = self.speller.constrain(logits, [r or "" for r in remaining])
                 tokens = self._draw(logits, req.temperature, generator, greedy_first)
                 gap = logits.amax(-1) - logits.gather(-1, tokens[:, None]).squeeze(-1)
-                step_lp = _log_probs(logits, tokens) if by_logprob else None
+                step_lp = log_probs(logits, tokens) if by_logprob else None
         surprise = (gaps / torch.tensor([max(1, len(g)) for g in generated])).tolist()  # mean gap per row
         ranked = meter.order(readings, live_rows, shown, surprise)  # its one SAE encode counts as decode time
         if by_logprob:

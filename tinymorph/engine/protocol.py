@@ -36,7 +36,7 @@ class SuggestRequest:
     seed: int = 0
     confidence: float = 0.0
     """Cut each suggestion, after its first whole word, before the first token whose probability
-    is below this (`generate.token_confidence`); 0: never cut. Applies only with no steering."""
+    is below this (`sampling.token_confidence`); 0: never cut. Applies only with no steering."""
 
 
 @dataclass(frozen=True)

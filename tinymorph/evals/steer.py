@@ -21,9 +21,10 @@ from dataclasses import dataclass
 import torch
 
 from tinymorph.domain import SteeringSpec, SteeringTerm
-from tinymorph.engine.generate import MIN_P, Generator
+from tinymorph.engine.generate import Generator
 from tinymorph.engine.lens import max_act_tensor
 from tinymorph.engine.protocol import SuggestionReady, SuggestRequest
+from tinymorph.engine.sampling import MIN_P
 from tinymorph.features import FeatureData
 from tinymorph.lm.model import LoadedModel, decoder_layers
 from tinymorph.sae.loading import LoadedSAE
