@@ -1,5 +1,5 @@
-"""The sparse decoder products give sae-lens's dense results: the reconstruction, the AuxK loss,
-and their gradients (float32, no autocast)."""
+"""The sparse training step gives sae-lens's dense results: the reconstruction, the losses, the
+firing activations the trainer counts, and every gradient (float32, no autocast)."""
 
 import pytest
 import torch
@@ -32,10 +32,13 @@ def test_sparse_training_step_matches_the_dense_one(rescale):
         out = sae.training_forward_pass(TrainStepInput(sae_in=x, coefficients={}, dead_neuron_mask=dead,
                                                        n_training_steps=0, is_logging_step=False))
         out.loss.backward()
-        results.append((out.sae_out.detach(), {k: float(v) for k, v in out.losses.items()},
-                        sae.W_dec.grad.clone(), sae.W_enc.grad.clone(), sae.b_dec.grad.clone()))
-    (out_d, loss_d, *grads_d), (out_s, loss_s, *grads_s) = results
+        acts = out.feature_acts.detach()
+        results.append((out.sae_out.detach(), {k: float(v.detach()) for k, v in out.losses.items()},
+                        acts.to_dense() if acts.is_sparse else acts,
+                        sae.W_dec.grad.clone(), sae.W_enc.grad.clone(), sae.b_dec.grad.clone(), sae.b_enc.grad.clone()))
+    (out_d, loss_d, acts_d, *grads_d), (out_s, loss_s, acts_s, *grads_s) = results
     torch.testing.assert_close(out_s, out_d, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(acts_s, acts_d, rtol=1e-5, atol=1e-6)
     assert loss_d["auxiliary_reconstruction_loss"] > 0
     for key in loss_d:
         assert loss_s[key] == pytest.approx(loss_d[key], rel=1e-5)

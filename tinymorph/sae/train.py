@@ -443,7 +443,7 @@ def _progress(trainer: SAETrainer, output: object, total: int) -> TrainProgress:
         tokens=trainer.n_training_samples,
         total_tokens=total,
         mse_loss=float(output.losses["mse_loss"]),  # type: ignore[attr-defined]
-        l0=float((output.feature_acts > 0).float().sum(-1).mean()),  # type: ignore[attr-defined]
+        l0=float(output.feature_acts.bool().float().sum(-1).to_dense().mean()),  # type: ignore[attr-defined]  # sparse COO
         variance_explained=float(1 - resid / var),
         dead_fraction=float(trainer.dead_neurons.float().mean()),
     )
