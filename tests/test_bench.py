@@ -135,3 +135,10 @@ def test_the_concept_bench_times_each_case_before_and_now(tiny_lm, monkeypatch):
     assert all(v > 0 for v in costs.values())
     lines = concepts.concept_lines(costs, 1)
     assert sum(line.startswith("| make a concept slider") for line in lines) == 3 and len(lines) == 9
+
+
+def test_the_training_step_bench_times_the_dense_and_the_sparse_sae():
+    from tinymorph.bench.sae import train_step_ms
+
+    times = train_step_ms(d_in=16, d_sae=128, k=4, batch=32, reps=1)
+    assert set(times) == {"dense", "sparse"} and all(v > 0 for v in times.values())
