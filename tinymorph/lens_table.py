@@ -23,8 +23,8 @@ LENS_FILE = "lens.json"
 class LensTable:
     """Per feature (index order): `max_act`, its largest activation on held-out text (floored at
     1e-6); `weight`, how much its lighting up says about the writer's text (`weight_of`); `group`,
-    the index of the first feature whose shown label has the same words, in any order (the lens
-    shows a label once)."""
+    the index of the first feature whose shown label has the same words, in any order, or the same
+    first word (the lens shows a label once: "bee, bees · bee, soup" would stutter)."""
 
     max_act: tuple[float, ...]
     weight: tuple[float, ...]
@@ -33,11 +33,19 @@ class LensTable:
 
 def lens_table(data: FeatureData) -> LensTable:
     """The lens numbers of every feature of `data`."""
-    first: dict[str, int] = {}
+    by_words: dict[str, int] = {}
+    by_first: dict[str, int] = {}
+    groups = []
+    for f in data.features:
+        words, first = _label_key(f.label), lens_label(f.label).split(",")[0].strip()
+        group = by_words.get(words, by_first.get(first, f.index))
+        by_words.setdefault(words, group)
+        by_first.setdefault(first, group)
+        groups.append(group)
     return LensTable(
         tuple(floored_max_act(f) for f in data.features),
         tuple(weight_of(f) for f in data.features),
-        tuple(first.setdefault(_label_key(f.label), f.index) for f in data.features),
+        tuple(groups),
     )
 
 
