@@ -109,7 +109,7 @@ def run_sae_bench(argv: list[str]) -> int:
 
     with torch.no_grad():
         plain, lensed = Generator(lm, 511), Generator(lm, 511, sae)
-        cold = {name: [] for name in ("plain", "lens")}
+        cold: dict[str, list[float]] = {name: [] for name in ("plain", "lens")}
         for _ in range(args.reps):  # interleaved: noise hits both alike
             cold["plain"].append(_median_ms(lambda: prefill(plain), 1))
             cold["lens"].append(_median_ms(lambda: prefill(lensed), 1))

@@ -247,7 +247,8 @@ class ConceptWords:
 
     def __init__(self, lm: LoadedModel) -> None:
         self.tokenizer = lm.tokenizer
-        self.embeddings = lm.model.get_input_embeddings().weight  # (V, d), the model's dtype
+        # (V, d), the model's dtype
+        self.embeddings: torch.Tensor = lm.model.get_input_embeddings().weight  # type: ignore[assignment]
 
     def query_ids(self, query: str) -> list[int]:
         """The tokens of the query's content words (each with its leading space, as a word in
