@@ -38,7 +38,7 @@ def test_the_real_model_continues_english_prose(model_cache, tmp_path):
                 ready = event
         assert (ready.hook_layer, ready.d_model) == (12, 640)
         assert (ready.sae_id, ready.d_sae, ready.sae_message) == ("gemma3-270m-res12-topk-4k", 4096, "")
-        text = "The harbour was quiet that morning, and the fishermen"
+        text = "The ship sailed out of the harbour and the sailors"  # a topic the shipped lens names
         engine.request(SuggestRequest(1, text, alternatives=3, max_new_tokens=24, temperature=0.7, seed=1))
         answer, lit = None, None
         while answer is None:
@@ -52,7 +52,7 @@ def test_the_real_model_continues_english_prose(model_cache, tmp_path):
         best = answer.alternatives[0]
         words = re.findall(r"[A-Za-z']+", best)
         assert len(words) >= 2, best
-        assert best.startswith(" "), best  # continues after "fishermen" with a new word
+        assert best.startswith(" "), best  # continues after "sailors" with a new word
     finally:
         engine.stop()
 
