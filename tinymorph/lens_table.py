@@ -66,7 +66,7 @@ def weight_of(f: FeatureInfo) -> float:
     (`FeatureInfo.topical`: its contexts and its promoted words agree, `labels.readable_label`);
     0 for dense and dead features and for every feature that is not a topic. (Weighing topics by
     how much their contexts agree as well cut the dev sentences whose topic was named from 82%
-    to 72% on a 16k SAE: docs/sae.md.)"""
+    to 72% on a 16k SAE, in an offline replay of the lens: docs/sae.md.)"""
     if f.dense or f.dead or not f.topical:
         return 0.0
     return max(0.0, math.log(1 / max(f.density, 1e-6)) / math.log(1e4))

@@ -20,7 +20,6 @@ features the direction is made of, for the writer to see.
 import hashlib
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from tinymorph.errors import SteeringError
 from tinymorph.lm.hooks import run_to_layer
 from tinymorph.lm.model import LoadedModel, decoder_layers
 from tinymorph.lm.steering import FeatureSource
-from tinymorph.private import private_dir
+from tinymorph.private import private_file
 
 log = logging.getLogger(__name__)
 
@@ -201,10 +200,8 @@ class ConceptMaker:
             from safetensors.torch import save_file
 
             try:
-                private_dir(path.parent)
-                tmp = path.with_suffix(".partial")
+                tmp = private_file(path.with_suffix(".partial"))  # 0600 in a 0700 folder before any byte
                 save_file({"baseline": baseline.contiguous()}, str(tmp))
-                os.chmod(tmp, 0o600)
                 tmp.replace(path)
             except OSError as exc:  # a read-only cache: the slider works, the next worker recomputes
                 log.warning("cannot keep the concept baseline in %s: %s", path, exc)
