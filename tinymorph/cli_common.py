@@ -60,6 +60,15 @@ def add_sae_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_split_option(parser: argparse.ArgumentParser) -> None:
+    """--split, shared by `sae eval` and `features build`: which chunks of a corpus are read."""
+    parser.add_argument(
+        "--split", choices=["heldout", "all"], default="heldout",
+        help="heldout (default): the 5%% of chunks `sae train` holds out; all: every chunk, for a writer's own "
+        "text (an SAE fine-tuned on it: its labels may come from all of it; to evaluate, use text it did not train on)",
+    )
+
+
 def settings_from_args(args: argparse.Namespace, paths: AppPaths) -> Settings:
     """Settings from the config file, the environment and the flags present in `args`."""
     overrides = {

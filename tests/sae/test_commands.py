@@ -52,6 +52,22 @@ def test_sae_eval_reads_one_file_of_the_writers_own_text(tiny_model_dir, tmp_pat
     assert metrics["split"] == "all" and metrics["tokens"] > 0 and metrics["corpus"] == str(mine)
 
 
+def test_features_build_labels_a_writers_own_text_from_all_of_it(tiny_model_dir, tmp_path, capsys):
+    """After fine-tuning on one file of their own, a writer labels the features from all of it: its
+    held-out side alone is a chunk or two."""
+    from tests.builders import TINY_TEXT
+
+    sae_dir = save_topk_sae(tmp_path / "sae", model_name="")
+    mine = tmp_path / "novel.txt"
+    mine.write_text(TINY_TEXT * 3, encoding="utf-8")
+    common = ["--sae", str(sae_dir), "--model", str(tiny_model_dir), "--seq-len", "32", "--tokens", "300"]
+    assert main(["features", "build", str(mine), *common]) == 7
+    assert "the heldout side of" in capsys.readouterr().err
+    assert main(["features", "build", str(mine), "--split", "all", *common]) == 0
+    data = load_feature_data(sae_dir, d_sae=32)
+    assert data.tokens_scanned >= 200 and any(f.contexts for f in data.features)
+
+
 def test_features_lens_prints_and_writes_what_the_editor_would_show(tiny_model_dir, tiny_corpus, tmp_path, capsys,
                                                                      monkeypatch):
     from tinymorph.sae import corpus

@@ -13,7 +13,13 @@ from rich.progress import Progress
 from rich.table import Table
 from rich.text import Text
 
-from tinymorph.cli_common import add_model_options, add_sae_option, load_cli_model, settings_from_args
+from tinymorph.cli_common import (
+    add_model_options,
+    add_sae_option,
+    add_split_option,
+    load_cli_model,
+    settings_from_args,
+)
 from tinymorph.commands import lens as lens_commands
 from tinymorph.domain import SaeSource
 from tinymorph.errors import SAEError
@@ -162,14 +168,14 @@ def run_build(args: argparse.Namespace) -> int:
     quotable: list[bool] = []
     for corpus in corpora:  # the token budget shared evenly
         seqs, flags = tagged_heldout_sequences(
-            corpus, lm.tokenizer, args.seq_len, args.tokens // len(corpora), args.quote or ("*",)
+            corpus, lm.tokenizer, args.seq_len, args.tokens // len(corpora), args.quote or ("*",), args.split
         )
         sequences += seqs
         quotable += flags
     out = args.out or feature_folder(args)
     out.mkdir(parents=True, exist_ok=True)
     with Progress(console=console) as progress:
-        task = progress.add_task("scanning held-out text", total=len(sequences))
+        task = progress.add_task(f"scanning {'held-out' if args.split == 'heldout' else 'all'} text", total=len(sequences))
         data = build_feature_data(
             lm, sae, sequences, quotable=quotable, report=lambda done, _t: progress.update(task, completed=done)
         )
@@ -252,6 +258,7 @@ def main(argv: list[str]) -> int:
         "Labels use every file's contexts.",
     )
     build.add_argument("--seq-len", type=int, default=128)
+    add_split_option(build)
     build.add_argument("--exclude", action="append", default=[], metavar="GLOB")
     build.add_argument("--out", type=Path, help="folder for features.json.gz (default: beside the SAE)")
     score = sub.add_parser(

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from tinymorph.cli_common import add_model_options, add_sae_option, load_cli_model
+from tinymorph.cli_common import add_model_options, add_sae_option, add_split_option, load_cli_model
 from tinymorph.commands.features import load_cli_sae
 from tinymorph.errors import SAEError
 from tinymorph.sae.train import TrainOptions
@@ -187,11 +187,7 @@ def _eval_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         "reconstruction spliced in vs a random error of the same norm, dead and dense features.",
     )
     p.add_argument("corpus", type=Path, metavar="PATH", help="a text file or a folder of .txt / .md files")
-    p.add_argument(
-        "--split", choices=["heldout", "all"], default="heldout",
-        help="heldout (default): the 5%% of chunks `sae train` holds out; all: every chunk, for text the SAE "
-        "was not trained on (your own writing)",
-    )
+    add_split_option(p)
     p.add_argument("--tokens", type=int, default=32_768, help="held-out tokens (default 32,768)")
     p.add_argument("--seq-len", type=int, default=256)
     p.add_argument("--exclude", action="append", default=[], metavar="GLOB")

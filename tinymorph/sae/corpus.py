@@ -131,20 +131,26 @@ def heldout_sequences(
 
 
 def tagged_heldout_sequences(
-    corpus: Corpus, tokenizer: PreTrainedTokenizerBase, seq_len: int, tokens: int, quotable: Sequence[str] = ("*",)
+    corpus: Corpus,
+    tokenizer: PreTrainedTokenizerBase,
+    seq_len: int,
+    tokens: int,
+    quotable: Sequence[str] = ("*",),
+    split: Split = "heldout",
 ) -> tuple[list[list[int]], list[bool]]:
-    """As `heldout_sequences`, with a flag per sequence: True when its file's name matches one of
-    the `quotable` glob patterns (text whose licence allows quoting it in shipped dashboards).
-    Raises SAEError if the held-out side gives no full sequence."""
+    """As `heldout_sequences` (of the held-out side, or of `split`), with a flag per sequence: True
+    when its file's name matches one of the `quotable` glob patterns (text whose licence allows
+    quoting it in shipped dashboards). Raises SAEError if the side gives no full sequence."""
     tagged = [
         (seq, any(fnmatch(path.name, pat) for pat in quotable))
-        for path, chunk in corpus.file_chunks("heldout")
+        for path, chunk in corpus.file_chunks(split)
         for seq in token_sequences(iter([chunk]), tokenizer, seq_len)
     ]
     random.Random(0).shuffle(tagged)
     tagged = tagged[: max(1, tokens // (seq_len - 1))]
     if not tagged:
-        raise SAEError(f"the held-out side of {corpus.root} gives no sequence of {seq_len} tokens")
+        side = "all of" if split == "all" else f"the {split} side of"
+        raise SAEError(f"{side} {corpus.root} gives no sequence of {seq_len} tokens")
     return [s for s, _q in tagged], [q for _s, q in tagged]
 
 
