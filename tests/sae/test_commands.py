@@ -68,6 +68,25 @@ def test_features_build_labels_a_writers_own_text_from_all_of_it(tiny_model_dir,
     assert data.tokens_scanned >= 200 and any(f.contexts for f in data.features)
 
 
+def test_sae_train_from_a_folder_fine_tunes_it_and_from_none_is_refused(tiny_model_dir, tiny_corpus, tmp_path,
+                                                                          capsys, monkeypatch):
+    from tinymorph.sae import corpus
+
+    monkeypatch.setattr(corpus, "HELDOUT_MODULUS", 2)
+    base = save_topk_sae(tmp_path / "base", model_name="")
+    common = ["--model", str(tiny_model_dir), "--seq-len", "32", "--tokens", "4096", "--eval-tokens", "0"]
+    assert main(["sae", "train", str(tiny_corpus), "--from", "none", "--out", str(tmp_path / "x"), *common]) == 7
+    assert "none" in capsys.readouterr().err
+    assert main(["sae", "train", str(tiny_corpus), "--from", str(base), "--out", str(tmp_path / "mine"), *common]) == 0
+    meta = json.loads((tmp_path / "mine" / "tinymorph.json").read_text())
+    # Layer, width and k come from the SAE fine-tuned; another layer is refused.
+    assert meta["started_from"] == str(base)
+    assert (meta["options"]["layer"], meta["options"]["d_sae"], meta["options"]["k"]) == (2, 32, 4)
+    assert main(["sae", "train", str(tiny_corpus), "--from", str(base), "--layer", "1", "--out", str(tmp_path / "y"),
+                 *common]) == 7
+    assert "pass --layer 2" in capsys.readouterr().err
+
+
 def test_features_lens_prints_and_writes_what_the_editor_would_show(tiny_model_dir, tiny_corpus, tmp_path, capsys,
                                                                      monkeypatch):
     from tinymorph.sae import corpus

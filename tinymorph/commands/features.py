@@ -38,11 +38,12 @@ from tinymorph.lm.manifest import resolve_model, resolve_sae
 from tinymorph.paths import app_paths
 
 
-def sae_source(args: argparse.Namespace) -> SaeSource:
-    """The SAE the settings choose (`lm.manifest.resolve_sae`). Raises SAEError for "none"."""
+def sae_source(args: argparse.Namespace, choice: str | None = None) -> SaeSource:
+    """The SAE `choice` names, else the one the settings choose (`lm.manifest.resolve_sae`), for
+    the model the settings choose. Raises SAEError for "none"."""
     settings = settings_from_args(args, app_paths())
     manifest = resolve_model(settings.model, settings.hub_model)
-    source = resolve_sae(settings.sae, manifest, app_paths().cache_dir)
+    source = resolve_sae(choice or settings.sae, manifest, app_paths().cache_dir)
     if source.feature_folder is None:
         raise SAEError("this command needs an SAE; --sae none chooses none")
     return source

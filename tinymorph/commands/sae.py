@@ -48,10 +48,10 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
         "corpus instead of starting from random weights",
     )
     p.add_argument(
-        "--layer", type=int, default=d.layer, help=f"decoder layer whose output is encoded (default {d.layer})"
+        "--layer", type=int, help=f"decoder layer whose output is encoded (default {d.layer}; with --from: that SAE's)"
     )
     p.add_argument("--width", type=int, help=f"number of latents (default {d.d_sae}; with --from: that SAE's)")
-    p.add_argument("--k", type=int, default=d.k, help=f"active latents per token, the L0 (default {d.k})")
+    p.add_argument("--k", type=int, help=f"active latents per token, the L0 (default {d.k}; with --from: that SAE's)")
     p.add_argument("--tokens", type=int, default=d.tokens, help=f"training tokens (default {d.tokens:,})")
     p.add_argument(
         "--seq-len", type=int, default=d.seq_len, help=f"tokens per sequence, BOS included (default {d.seq_len})"
@@ -73,16 +73,34 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
 
 
 def _start_folder(choice: str, args: argparse.Namespace) -> Path:
-    from tinymorph.cli_common import settings_from_args
-    from tinymorph.lm.manifest import resolve_model, resolve_sae
-    from tinymorph.paths import app_paths
+    from tinymorph.commands.features import sae_source
 
-    settings = settings_from_args(args, app_paths())
-    manifest = resolve_model(settings.model, settings.hub_model)
-    source = resolve_sae(choice, manifest, "")
+    source = sae_source(args, choice)
     if source.folder is None:
         raise SAEError(f"--from needs the shipped SAE or a local folder, not {choice!r}")
     return source.folder
+
+
+def _base_shape(folder: Path) -> dict[str, int]:
+    """Layer, width and k of the SAE in `folder` (its cfg.json), for fine-tuning it as it is.
+    Raises SAEError when cfg.json cannot be read."""
+    from tinymorph.lm.hooks import layer_for_hook
+
+    try:
+        cfg = json.loads((folder / "cfg.json").read_text(encoding="utf-8"))
+        shape = {"d_sae": int(cfg["d_sae"])}
+        if "k" in cfg:
+            shape["k"] = int(cfg["k"])
+        hook = (cfg.get("metadata") or {}).get("hook_name") or cfg.get("hook_name")
+        if hook:
+            shape["layer"] = layer_for_hook(hook)
+        return shape
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SAEError(f"cannot read the SAE to start from, {folder / 'cfg.json'}: {exc}") from exc
+
+
+def _first(*values: int | None) -> int:
+    return next(v for v in values if v is not None)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -108,13 +126,11 @@ def run_train(args: argparse.Namespace) -> int:
         if not args.corpus:
             raise SAEError("give one or more folders of text to train on (or --resume with --out)")
         corpora = [open_corpus(path, args.exclude) for path in args.corpus]
-        width = args.width
-        if width is None and start_from is not None:
-            width = int(json.loads((start_from / "cfg.json").read_text(encoding="utf-8"))["d_sae"])
+        base = _base_shape(start_from) if start_from else {}
         options = TrainOptions(
-            layer=args.layer,
-            d_sae=width or TrainOptions.d_sae,
-            k=args.k,
+            layer=_first(args.layer, base.get("layer"), TrainOptions.layer),
+            d_sae=_first(args.width, base.get("d_sae"), TrainOptions.d_sae),
+            k=_first(args.k, base.get("k"), TrainOptions.k),
             tokens=args.tokens,
             seq_len=args.seq_len,
             lr=args.lr,

@@ -44,7 +44,7 @@ from sae_lens.training.sae_trainer import SAETrainer
 
 from tinymorph import __version__
 from tinymorph.errors import SAEError
-from tinymorph.lm.hooks import hook_name_for_layer
+from tinymorph.lm.hooks import hook_name_for_layer, layer_for_hook
 from tinymorph.lm.model import LoadedModel
 from tinymorph.sae.activations import ActivationStream
 from tinymorph.sae.corpus import Corpus, heldout_sequences, open_corpus, token_sequences
@@ -161,7 +161,7 @@ def _calibrate(trainer: SAETrainer, batches: list[torch.Tensor], d_in: int) -> N
 
 
 @torch.no_grad()
-def _start_from(trainer: SAETrainer, folder: Path) -> None:
+def _start_from(trainer: SAETrainer, folder: Path, layer: int) -> None:
     """Start from the weights of the inference SAE in `folder` (fine-tuning): its activation
     scale is folded in, so it is unfolded by the trainer's scale; then the decoder rows are put
     back at unit norm (their norm moved into the encoder, exact with `rescale_acts_by_decoder_norm`),
@@ -169,12 +169,15 @@ def _start_from(trainer: SAETrainer, folder: Path) -> None:
     (~0.002 for Gemma 3's layer 12), where Adam's per-element steps of size lr are hundreds of
     times too large relative to the weights: 36 steps at lr 5e-5 took a 16k SAE's FVE on a new
     book from 0.877 to 0.810 and its loss increase from +0.32 to +1.57 nats. Raises SAEError when
-    the SAE does not match the options (width, input size)."""
+    the SAE does not match the options (width, input size, `layer`)."""
     try:
         base = SAE.load_from_disk(folder, device="cpu", dtype="float32")
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise SAEError(f"cannot load the SAE to start from, {folder}: {exc}") from exc
     sae = trainer.sae
+    hook = base.cfg.metadata.hook_name
+    if hook and layer_for_hook(hook) != layer:
+        raise SAEError(f"{folder} reads {hook}; training asks for layer {layer} (pass --layer {layer_for_hook(hook)})")
     if base.W_enc.shape != sae.W_enc.shape:
         raise SAEError(
             f"{folder} has {base.cfg.d_sae} features of width {base.cfg.d_in}; "
@@ -385,7 +388,7 @@ def train_sae(
         first = [next(batches) for _ in range(4)]
         _calibrate(trainer, first, lm.d_model)
         if start_from is not None:
-            _start_from(trainer, start_from)
+            _start_from(trainer, start_from, options.layer)
         batches = chain(first, batches)  # the calibration batches are trained on too
     checkpoint_every = max(1, options.checkpoint_tokens // options.batch_tokens)
     started, completed = time.monotonic(), False
