@@ -111,7 +111,7 @@ async def test_a_whole_session_opens_no_network_connection(offline, tiny_model_d
         app.editor.move_cursor(app.editor.document.end)
         for _ in range(300):
             await pilot.pause(0.05)
-            if app.model_ready and app.editor.suggestion and app.feature_data is not None:
+            if app.model_ready and app.editor.suggestion and app.feature_labels is not None:
                 break
         assert app.model_ready and app.editor.suggestion, "no suggestion from the worker"
         suggestion = app.editor.suggestion

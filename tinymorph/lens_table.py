@@ -1,10 +1,12 @@
 """The feature lens's per-feature numbers, small enough to read before the first suggestion.
 
 Owns: `LensTable` (per feature: its max activation on held-out text, its weight in the lens, the
-group of features sharing its shown label), computing it from feature data, and `lens.json`,
-the file beside `features.json.gz` that holds it. The worker reads this file (~0.4 MB for 16,384
-features) at start instead of parsing the whole feature file (~4 s for 16,384 features on a
-2-core CPU), which it needs only for feature search. No torch, no Textual, no store.
+group of features sharing its shown label, the label), computing it from feature data, and
+`lens.json`, the file beside `features.json.gz` that holds it. The worker and the editor read
+this file (~0.8 MB for 16,384 features) at start instead of parsing the whole feature file (~4 s
+for 16,384 features on a 2-core CPU, 2 s of it in `json.loads`, which holds the GIL: in the
+editor's process that froze typing), which only feature search needs. No torch, no Textual, no
+store.
 """
 
 import hashlib
@@ -24,11 +26,13 @@ class LensTable:
     """Per feature (index order): `max_act`, its largest activation on held-out text (floored at
     1e-6); `weight`, how much its lighting up says about the writer's text (`weight_of`); `group`,
     the index of the first feature whose shown label has the same words, in any order, or the same
-    first word (the lens shows a label once: "bee, bees · bee, soup" would stutter)."""
+    first word (the lens shows a label once: "bee, bees · bee, soup" would stutter); `label`, its
+    label (`FeatureInfo.label`), which the editor shows in the lens and the panel."""
 
     max_act: tuple[float, ...]
     weight: tuple[float, ...]
     group: tuple[int, ...]
+    label: tuple[str, ...]
 
 
 def lens_table(data: FeatureData) -> LensTable:
@@ -46,6 +50,7 @@ def lens_table(data: FeatureData) -> LensTable:
         tuple(floored_max_act(f) for f in data.features),
         tuple(weight_of(f) for f in data.features),
         tuple(groups),
+        tuple(f.label for f in data.features),
     )
 
 
@@ -96,9 +101,9 @@ def load_lens_table(folder: Path, d_sae: int) -> LensTable | None:
         if record["features_sha256"] != _fingerprint(folder):
             return None
         table = LensTable(tuple(map(float, record["max_act"])), tuple(map(float, record["weight"])),
-                          tuple(map(int, record["group"])))
+                          tuple(map(int, record["group"])), tuple(map(str, record["label"])))
     except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if not len(table.max_act) == len(table.weight) == len(table.group) == d_sae:
+        return None  # an older lens.json (no labels) is made again from the feature data
+    if not len(table.max_act) == len(table.weight) == len(table.group) == len(table.label) == d_sae:
         return None
     return table

@@ -47,7 +47,7 @@ async def test_typing_words_and_enter_adds_a_concept_slider_named_by_them(notes,
     app = build(notes, store, engine)
     async with app.run_test() as pilot:
         app.editor.move_cursor(app.editor.document.end)
-        await settle(pilot, app, lambda: app.feature_data is not None and engine.suggest_requests)
+        await settle(pilot, app, lambda: app.feature_labels is not None and engine.suggest_requests)
         await pilot.press("ctrl+f")
         await settle(pilot, app, lambda: isinstance(app.screen, FeatureSearchScreen))
         await pilot.press(*"rain  and storms")
@@ -63,11 +63,28 @@ async def test_typing_words_and_enter_adds_a_concept_slider_named_by_them(notes,
         assert "concept" in str(app.panel.render()) and "rain and storms" in str(app.panel.render())
 
 
+async def test_labels_come_from_the_lens_table_and_the_dashboards_only_when_search_opens(notes, store, tmp_path):
+    """With `lens.json` beside the feature file the editor reads only it at start (parsing a wide
+    SAE's feature file holds the GIL for seconds, mid-typing); Ctrl+F parses the rest, then opens."""
+    from tinymorph.lens_table import save_feature_files
+
+    (tmp_path / "lensed").mkdir()
+    save_feature_files(tiny_feature_data(tmp_path / "lensed", save=False), tmp_path / "lensed")
+    engine = ScriptedEngine(feature_folder=tmp_path / "lensed")
+    app = build(notes, store, engine)
+    async with app.run_test() as pilot:
+        await settle(pilot, app, lambda: app.feature_labels is not None)
+        assert app.feature_labels[1] == "sea, ocean, waves" and app.feature_data is None
+        await pilot.press("ctrl+f")
+        await settle(pilot, app, lambda: isinstance(app.screen, FeatureSearchScreen))
+        assert isinstance(app.screen, FeatureSearchScreen) and app.feature_data is not None
+
+
 async def test_search_add_a_feature_turn_up_and_the_suggestion_is_asked_again(notes, store, engine):
     app = build(notes, store, engine)
     async with app.run_test() as pilot:
         app.editor.move_cursor(app.editor.document.end)
-        await settle(pilot, app, lambda: app.feature_data is not None and engine.suggest_requests)
+        await settle(pilot, app, lambda: app.feature_labels is not None and engine.suggest_requests)
         await pilot.press("ctrl+f")
         await settle(pilot, app, lambda: isinstance(app.screen, FeatureSearchScreen))
         assert isinstance(app.screen, FeatureSearchScreen)
@@ -105,7 +122,7 @@ async def test_the_lens_shows_labels_beside_the_cursor_and_pins(notes, store, en
     app = build(notes, store, engine)
     async with app.run_test() as pilot:
         app.editor.move_cursor(app.editor.document.end)
-        await settle(pilot, app, lambda: app.feature_data is not None and app.editor.inlay)
+        await settle(pilot, app, lambda: app.feature_labels is not None and app.editor.inlay)
         await settle(pilot, app, lambda: "harbour" in app.editor.inlay)
         assert app.editor.inlay == "harbour, boats · sea, ocean"
         assert "harbour, boats" in app.editor.render_line(0).text  # drawn on the cursor's line
@@ -119,7 +136,7 @@ async def test_compare_and_more_like_this(notes, store, engine):
     app = build(notes, store, engine)
     async with app.run_test() as pilot:
         app.editor.move_cursor(app.editor.document.end)
-        await settle(pilot, app, lambda: app.feature_data is not None)
+        await settle(pilot, app, lambda: app.feature_labels is not None)
         app.add_feature(1)
         await pilot.press("alt+c")
         await settle(pilot, app, lambda: isinstance(app.screen, CompareScreen))
@@ -137,7 +154,7 @@ async def test_a_saved_preset_is_restored_when_the_document_is_reopened(notes, t
     store = Store(tmp_path / "store.db")
     app = build(notes, store, engine)
     async with app.run_test() as pilot:
-        await settle(pilot, app, lambda: app.feature_data is not None)
+        await settle(pilot, app, lambda: app.feature_labels is not None)
         app.add_feature(1)
         app.add_feature(3)
         app.action_save_preset()
@@ -160,7 +177,7 @@ async def test_a_renamed_feature_shows_its_name_everywhere_and_keeps_it_in_a_new
     app = build(notes, store, engine)
     async with app.run_test() as pilot:
         app.editor.move_cursor(app.editor.document.end)
-        await settle(pilot, app, lambda: app.feature_data is not None and "harbour" in app.editor.inlay)
+        await settle(pilot, app, lambda: app.feature_labels is not None and "harbour" in app.editor.inlay)
         app.add_feature(2)
         await pilot.press("ctrl+t", "r")  # in the panel: rename the selected slider
         await settle(pilot, app, lambda: isinstance(app.screen, NameScreen))
@@ -186,7 +203,7 @@ async def test_a_renamed_feature_shows_its_name_everywhere_and_keeps_it_in_a_new
     again = build(notes, store, ScriptedEngine(feature_folder=tmp_path / "sae"))
     async with again.run_test() as pilot:
         again.editor.move_cursor(again.editor.document.end)
-        await settle(pilot, again, lambda: again.feature_data is not None and again.editor.inlay)
+        await settle(pilot, again, lambda: again.feature_labels is not None and again.editor.inlay)
         assert again.editor.inlay.startswith("quayside") and again.panel.terms[0].label == "quayside"
     store.close()
 
@@ -223,7 +240,7 @@ async def test_the_log_records_the_steering_of_the_request_not_the_panel_when_it
     app = build(notes, store, engine)
     async with app.run_test() as pilot:
         app.editor.move_cursor(app.editor.document.end)
-        await settle(pilot, app, lambda: app.feature_data is not None and engine.suggest_requests)
+        await settle(pilot, app, lambda: app.feature_labels is not None and engine.suggest_requests)
         app.add_feature(1)  # a slider at +0.125: a new request goes out
         await settle(pilot, app, lambda: len(engine.suggest_requests) >= 2)
         asked = engine.suggest_requests[-1]

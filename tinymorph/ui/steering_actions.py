@@ -26,6 +26,7 @@ from tinymorph.engine.protocol import (
 )
 from tinymorph.errors import TinymorphError
 from tinymorph.features import FeatureData, load_feature_data
+from tinymorph.lens_table import load_lens_table
 from tinymorph.labels import lens_label
 from tinymorph.paths import package_data_dir
 from tinymorph.presets import Preset, SteeringTarget, shipped_directions
@@ -52,7 +53,11 @@ def short_label(label: str) -> str:
 class SteeringActions(_Base):
     """Steering for TinymorphApp. Expects `self.panel`, `self.editor`, `self.engine`, `self.store`."""
 
+    feature_labels: tuple[str, ...] | None = None
+    """Every feature's label, from the small lens table (`lens_table.LensTable.label`)."""
     feature_data: FeatureData | None = None
+    """The whole feature data (contexts, scores), parsed when search first needs it."""
+    _feature_source: tuple[str, int] | None = None
     feature_names: dict[int, str] = {}
     """The writer's names for features of the loaded SAE (from the store), shown instead of labels."""
     target: SteeringTarget | None = None
@@ -71,7 +76,8 @@ class SteeringActions(_Base):
         with self.storing("read your names for features"):
             self.feature_names = self.store.feature_names(event.sae_id)
         if event.feature_folder:
-            self._load_features(event.feature_folder, event.d_sae)
+            self._feature_source = (event.feature_folder, event.d_sae)
+            self._load_labels(event.feature_folder, event.d_sae)
         state = None
         with self.storing("read the document's preset"):
             state = self.store.document(str(self.path))
@@ -79,18 +85,41 @@ class SteeringActions(_Base):
             self._apply_preset(state.preset, quiet=True)
 
     @work(thread=True, exclusive=True, group="features")
-    def _load_features(self, folder: str, d_sae: int) -> None:
+    def _load_labels(self, folder: str, d_sae: int) -> None:
+        """The labels from `lens.json` (~0.8 MB for 16,384 features). Only without one (older
+        feature data) the whole feature file, whose parsing holds the GIL for seconds."""
+        table = load_lens_table(Path(folder), d_sae)
+        if table is not None:
+            self.call_from_thread(self._labels_loaded, table.label)
+            return
+        self._load_feature_data(folder, d_sae, search=False)
+
+    def _labels_loaded(self, labels: tuple[str, ...]) -> None:
+        self.feature_labels = labels
+        self._show_lens()  # the lens may have arrived before the labels
+        self.keep_long_lived()
+
+    def _load_feature_data(self, folder: str, d_sae: int, search: bool) -> None:
+        """Parse the whole feature file (runs in a worker thread); then search opens if asked."""
         try:
             data = load_feature_data(Path(folder), d_sae)
         except TinymorphError as exc:
             self.call_from_thread(self.notify, str(exc), title="Feature labels", severity="warning")
             return
-        self.call_from_thread(self._features_loaded, data)
+        self.call_from_thread(self._features_loaded, data, search)
 
-    def _features_loaded(self, data: FeatureData) -> None:
+    @work(thread=True, exclusive=True, group="features")
+    def _load_for_search(self, folder: str, d_sae: int) -> None:
+        self._load_feature_data(folder, d_sae, search=True)
+
+    def _features_loaded(self, data: FeatureData, search: bool) -> None:
         self.feature_data = data
-        self._show_lens()  # the lens may have arrived before the labels
+        if self.feature_labels is None:
+            self.feature_labels = tuple(f.label for f in data.features)
+            self._show_lens()
         self.keep_long_lived()
+        if search:
+            self.action_search_features()
 
     def steering_event(self, event: object) -> bool:
         """Handle a steering event from the worker; False if it is not one."""
@@ -122,8 +151,8 @@ class SteeringActions(_Base):
         """What the writer sees for feature `index`: their own name for it, else its label."""
         if index in self.feature_names:
             return self.feature_names[index]
-        if self.feature_data is not None and index < len(self.feature_data):
-            return self.feature_data.features[index].label
+        if self.feature_labels is not None and index < len(self.feature_labels):
+            return self.feature_labels[index]
         return f"feature {index}"
 
     def _show_lens(self) -> None:
@@ -176,7 +205,11 @@ class SteeringActions(_Base):
         if not self._need_sae():
             return
         if self.feature_data is None:
-            self.notify("The feature labels are still loading.", severity="warning")
+            if self._feature_source is None or self.feature_labels is None:
+                self.notify("The feature labels are still loading.", severity="warning")
+            else:  # the first search of a session parses the dashboards (seconds for a wide SAE)
+                self.notify("Loading the features' dashboards…", timeout=3)
+                self._load_for_search(*self._feature_source)
             return
 
         def ask(text: str) -> None:
