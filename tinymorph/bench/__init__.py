@@ -10,6 +10,7 @@ real terminal), `bench.quality` and `bench.quality_arms` (keystroke savings), `b
 """
 
 import argparse
+import dataclasses
 import importlib.util
 import os
 import platform
@@ -52,11 +53,15 @@ def run_bench(argv: list[str]) -> int:
     parser.add_argument("--quality-words", type=int, default=200)
     parser.add_argument("--text", type=Path, help="held-out prose for the int8 weights' perplexity (default: built-in)")
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
-    parser.add_argument("--only", choices=["quality", "ghost", "concepts"],
+    parser.add_argument("--only", choices=["quality", "ghost", "concepts", "sae"],
                         help="quality: only the simulated writer of --quality (no terminal, no llama.cpp, no extra); "
                         "ghost: only the ghost text's latency in a terminal (word ends and inside words), printed; "
                         "concepts: only the time to make a concept slider and to answer after a nudge, before and "
-                        "now (written to docs/benchmarks-concepts.md)")
+                        "now (written to docs/benchmarks-concepts.md); sae: what the shipped SAE costs against "
+                        "--sae-before (start to ready, the lens per typed character, keys in a terminal; written to "
+                        "docs/benchmarks-sae-serving.md)")
+    parser.add_argument("--sae-before", type=Path, metavar="FOLDER", help="with --only sae: the SAE to compare with")
+    parser.add_argument("--starts", type=int, default=3, help="with --only sae: worker starts per SAE (default 3)")
     parser.add_argument("--json", type=Path, help="with --only quality: write the last arm's summary here")
     parser.add_argument("--quality-offset", type=int, default=0,
                         help="type held-out chunks from this one on (default 0; docs/suggestions.md tunes on 3)")
@@ -69,15 +74,17 @@ def run_bench(argv: list[str]) -> int:
         return _only_quality(args, console)
     if args.only == "concepts":
         return _only_concepts(args, console)
+    if args.only == "sae":
+        return _only_sae(args, console)
     if importlib.util.find_spec("pyte") is None:
         # Said before anything runs: the terminal stage is the bench's first.
         console.print("tinymorph bench draws the editor in a terminal emulator, pyte, which comes with the bench "
                       "extra: python -m pip install -e \".[bench]\"")
         return 2
     if args.only == "ghost":
-        from tinymorph.bench.keys import ghost_latency
+        from tinymorph.bench.keys import ghost_latency, terminal_home
 
-        folder, env = _terminal_home()
+        folder, env = terminal_home()
         for name, letters in (("after a word's last key", 0), ("inside a word, after its second letter", 2)):
             times, dropped = ghost_latency(folder, env, ["--model", args.model], args.ghost, letters=letters)
             console.print(f"ghost text {name}: {len(times)} words, median "
@@ -93,7 +100,9 @@ def run_bench(argv: list[str]) -> int:
     console.print("[bold]keystrokes and ghost text[/] in a terminal")
     report.update(_terminal(args, threads, cores))
     console.print("[bold]worker start to ready[/]")
-    report["ready"] = engine.ready_times(settings, manifest, 3)
+    report["ready"] = engine.ready_times(
+        (("bf16 decode weights (before)", dataclasses.replace(settings, int8_decode=False)),
+         ("int8 decode weights (now)", dataclasses.replace(settings, int8_decode=True))), manifest, 3)
     lm = load_model(manifest, app_paths().models_cache, lambda *_: None, int8_decode=True)
     sae = load_sae("default", manifest, lm.d_model, int(lm.model.config.num_hidden_layers))
 
@@ -224,6 +233,26 @@ def _only_concepts(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _only_sae(args: argparse.Namespace, console: Console) -> int:
+    """`--only sae`: `bench.sae_serving` for --sae-before against the shipped SAE, printed and
+    written to docs/benchmarks-sae-serving.md (or --out when given)."""
+    from tinymorph.bench import sae_serving
+
+    if args.sae_before is None or not args.sae_before.is_dir():
+        console.print("--only sae needs --sae-before FOLDER (an SAE in sae-lens format with its feature data)")
+        return 2
+    lines = sae_serving.run(args, console)
+    out = args.out if args.out != Path("docs/benchmarks.md") else Path("docs/benchmarks-sae-serving.md")
+    head = ["# What the shipped SAE costs the writer", "",
+            f"`{shlex.join(['tinymorph', 'bench', *args.argv])}`, {time.strftime('%Y-%m-%d')}, "
+            f"{platform.machine()}, {os.cpu_count()} cores (`tinymorph/bench/sae_serving.py` says what is timed).", ""]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(head + lines) + "\n", encoding="utf-8")
+    for line in lines:
+        console.print(line, markup=False)
+    return 0
+
+
 def _only_quality(args: argparse.Namespace, console: Console) -> int:
     """`--only quality`: load the model and the SAE, run the --quality arms, print them, and write
     the last arm's summary to --json."""
@@ -254,22 +283,10 @@ def _only_quality(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def _terminal_home() -> tuple[Path, dict[str, str]]:
-    """A fresh TINYMORPH_HOME that shares the model copy, and a folder for the typed files:
-    (folder, environment for the editor)."""
-    from tinymorph.paths import app_paths
-
-    home = Path(tempfile.mkdtemp(prefix="tinymorph-bench-"))
-    (home / "cache").mkdir()
-    (home / "cache" / "models").symlink_to(app_paths().models_cache)  # the model copy, not rebuilt
-    env = {**os.environ, "TERM": "xterm-256color", "TINYMORPH_HOME": str(home)}
-    return Path(tempfile.mkdtemp(prefix="tinymorph-bench-files-")), env
-
-
 def _terminal(args: argparse.Namespace, threads: int, cores: int) -> dict[str, object]:
-    from tinymorph.bench.keys import ghost_latency, median, type_keys
+    from tinymorph.bench.keys import ghost_latency, median, terminal_home, type_keys
 
-    folder, env = _terminal_home()
+    folder, env = terminal_home()
     model = ["--model", args.model]
     def once_more(run, *args, **kwargs):  # type: ignore[no-untyped-def]
         """A start that never reached 'ready' in 120 s is tried once more, and said (a bench

@@ -193,13 +193,11 @@ def greedy_match(lm: LoadedModel, prompts: list[str], tokens: int = 24) -> tuple
     return same, len(prompts)
 
 
-def ready_times(settings, manifest, starts: int) -> dict[str, list[tuple[float, float]]]:  # type: ignore[no-untyped-def]
+def ready_times(arms, manifest, starts: int) -> dict[str, list[tuple[float, float]]]:  # type: ignore[no-untyped-def]
     """(seconds from `EngineClient.start` to `WorkerReady`, seconds from then to the answer of a
-    suggestion asked at once), `starts` times each, interleaved: the worker with bf16 weights
-    only (before) and with the int8 decode copies, which it makes after 'ready' (now). Raises
-    RuntimeError if a worker fails, is not ready in 120 s or does not answer in 60 s."""
-    import dataclasses
-
+    suggestion asked at once), `starts` times each of two `arms` ((name, Settings) pairs, e.g. the
+    worker with bf16 weights only and with the int8 decode copies, or with two SAEs), interleaved.
+    Raises RuntimeError if a worker fails, is not ready in 120 s or does not answer in 60 s."""
     from tinymorph.cli_common import worker_config
     from tinymorph.engine.client import EngineClient
     from tinymorph.engine.protocol import (
@@ -213,13 +211,13 @@ def ready_times(settings, manifest, starts: int) -> dict[str, list[tuple[float, 
     )
     from tinymorph.paths import app_paths
 
-    out: dict[str, list[tuple[float, float]]] = {"bf16 decode weights (before)": [], "int8 decode weights (now)": []}
-    pair = (("bf16 decode weights (before)", False), ("int8 decode weights (now)", True))
+    pair = tuple(arms)
+    out: dict[str, list[tuple[float, float]]] = {name: [] for name, _settings in pair}
     for start in range(starts):
         # Each kind goes first in every other round: a worker that has just been stopped is still
         # giving its memory back while the next one loads.
-        for name, int8 in pair if start % 2 == 0 else pair[::-1]:
-            config = worker_config(dataclasses.replace(settings, int8_decode=int8), app_paths(), manifest)
+        for name, arm in pair if start % 2 == 0 else pair[::-1]:
+            config = worker_config(arm, app_paths(), manifest)
             events: queue.Queue[Event] = queue.Queue()
             client = EngineClient(config)
             started = time.perf_counter()

@@ -13,6 +13,7 @@ import signal
 import statistics
 import struct
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -311,3 +312,15 @@ def ghost_latency(
 
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
+
+
+def terminal_home() -> tuple[Path, dict[str, str]]:
+    """A fresh TINYMORPH_HOME that shares the model copy, and a folder for the typed files:
+    (folder, environment for the editor)."""
+    from tinymorph.paths import app_paths
+
+    home = Path(tempfile.mkdtemp(prefix="tinymorph-bench-"))
+    (home / "cache").mkdir()
+    (home / "cache" / "models").symlink_to(app_paths().models_cache)  # the model copy, not rebuilt
+    env = {**os.environ, "TERM": "xterm-256color", "TINYMORPH_HOME": str(home)}
+    return Path(tempfile.mkdtemp(prefix="tinymorph-bench-files-")), env
