@@ -176,7 +176,8 @@ def run_build(args: argparse.Namespace) -> int:
     out = args.out or feature_folder(args)
     out.mkdir(parents=True, exist_ok=True)
     with Progress(console=console) as progress:
-        task = progress.add_task(f"scanning {'held-out' if args.split == 'heldout' else 'all'} text", total=len(sequences))
+        side = "held-out" if args.split == "heldout" else "all"
+        task = progress.add_task(f"scanning {side} text", total=len(sequences))
         data = build_feature_data(
             lm, sae, sequences, quotable=quotable, report=lambda done, _t: progress.update(task, completed=done)
         )
