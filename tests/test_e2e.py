@@ -37,7 +37,7 @@ def test_the_real_model_continues_english_prose(model_cache, tmp_path):
             if isinstance(event, WorkerReady):
                 ready = event
         assert (ready.hook_layer, ready.d_model) == (12, 640)
-        assert (ready.sae_id, ready.d_sae, ready.sae_message) == ("gemma3-270m-res12-topk-4k", 4096, "")
+        assert (ready.sae_id, ready.d_sae, ready.sae_message) == ("gemma3-270m-res12-topk-16k", 16384, "")
         text = "The ship sailed out of the harbour and the sailors"  # a topic the shipped lens names
         engine.request(SuggestRequest(1, text, alternatives=3, max_new_tokens=24, temperature=0.7, seed=1))
         answer, lit = None, None
