@@ -26,8 +26,8 @@ from tinymorph.engine.protocol import (
 )
 from tinymorph.errors import TinymorphError
 from tinymorph.features import FeatureData, load_feature_data
-from tinymorph.lens_table import load_lens_table
 from tinymorph.labels import lens_label
+from tinymorph.lens_table import load_lens_table
 from tinymorph.paths import package_data_dir
 from tinymorph.presets import Preset, SteeringTarget, shipped_directions
 from tinymorph.ui.dialogs import ChoiceScreen, CompareScreen, FeatureSearchScreen, NameScreen
