@@ -58,6 +58,7 @@ class SteeringActions(_Base):
     feature_data: FeatureData | None = None
     """The whole feature data (contexts, scores), parsed when search first needs it."""
     _feature_source: tuple[str, int] | None = None
+    _dashboards_loading = False
     feature_names: dict[int, str] = {}
     """The writer's names for features of the loaded SAE (from the store), shown instead of labels."""
     target: SteeringTarget | None = None
@@ -104,9 +105,13 @@ class SteeringActions(_Base):
         try:
             data = load_feature_data(Path(folder), d_sae)
         except TinymorphError as exc:
-            self.call_from_thread(self.notify, str(exc), title="Feature labels", severity="warning")
+            self.call_from_thread(self._features_failed, str(exc))
             return
         self.call_from_thread(self._features_loaded, data, search)
+
+    def _features_failed(self, message: str) -> None:
+        self._dashboards_loading = False
+        self.notify(message, title="Feature labels", severity="warning")
 
     @work(thread=True, exclusive=True, group="features")
     def _load_for_search(self, folder: str, d_sae: int) -> None:
@@ -114,6 +119,7 @@ class SteeringActions(_Base):
 
     def _features_loaded(self, data: FeatureData, search: bool) -> None:
         self.feature_data = data
+        self._dashboards_loading = False
         if self.feature_labels is None:
             self.feature_labels = tuple(f.label for f in data.features)
             self._show_lens()
@@ -207,7 +213,8 @@ class SteeringActions(_Base):
         if self.feature_data is None:
             if self._feature_source is None or self.feature_labels is None:
                 self.notify("The feature labels are still loading.", severity="warning")
-            else:  # the first search of a session parses the dashboards (seconds for a wide SAE)
+            elif not self._dashboards_loading:  # the first search parses the dashboards (seconds for a wide SAE)
+                self._dashboards_loading = True
                 self.notify("Loading the features' dashboards…", timeout=3)
                 self._load_for_search(*self._feature_source)
             return
