@@ -222,10 +222,18 @@ def _only_concepts(args: argparse.Namespace, console: Console) -> int:
     lm = load_model(manifest, app_paths().models_cache, lambda *_: None, int8_decode=True)
     sae = load_sae("default", manifest, lm.d_model, int(lm.model.config.num_hidden_layers))
     lines = concepts.run(lm, sae, worker_threads(Settings(model=args.model)))
-    out = args.out if args.out != Path("docs/benchmarks.md") else Path("docs/benchmarks-concepts.md")
-    head = ["# Concept sliders: time to make one, and to answer after a nudge", "",
+    return _write_only(args, console, "benchmarks-concepts.md",
+                       "Concept sliders: time to make one, and to answer after a nudge", "concepts.py", lines)
+
+
+def _write_only(args: argparse.Namespace, console: Console, name: str, title: str, module: str,
+                lines: list[str]) -> int:
+    """Print `lines` and write them under `title` to docs/`name` (or --out when given), headed by
+    the command, the date and the machine; `module` (in tinymorph/bench/) says what is timed."""
+    out = args.out if args.out != Path("docs/benchmarks.md") else Path("docs") / name
+    head = [f"# {title}", "",
             f"`{shlex.join(['tinymorph', 'bench', *args.argv])}`, {time.strftime('%Y-%m-%d')}, "
-            f"{platform.machine()}, {os.cpu_count()} cores (`tinymorph/bench/concepts.py` says what is timed).", ""]
+            f"{platform.machine()}, {os.cpu_count()} cores (`tinymorph/bench/{module}` says what is timed).", ""]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(head + lines) + "\n", encoding="utf-8")
     for line in lines:
@@ -241,16 +249,8 @@ def _only_sae(args: argparse.Namespace, console: Console) -> int:
     if args.sae_before is None or not args.sae_before.is_dir():
         console.print("--only sae needs --sae-before FOLDER (an SAE in sae-lens format with its feature data)")
         return 2
-    lines = sae_serving.run(args, console)
-    out = args.out if args.out != Path("docs/benchmarks.md") else Path("docs/benchmarks-sae-serving.md")
-    head = ["# What the shipped SAE costs the writer", "",
-            f"`{shlex.join(['tinymorph', 'bench', *args.argv])}`, {time.strftime('%Y-%m-%d')}, "
-            f"{platform.machine()}, {os.cpu_count()} cores (`tinymorph/bench/sae_serving.py` says what is timed).", ""]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(head + lines) + "\n", encoding="utf-8")
-    for line in lines:
-        console.print(line, markup=False)
-    return 0
+    return _write_only(args, console, "benchmarks-sae-serving.md", "What the shipped SAE costs the writer",
+                       "sae_serving.py", sae_serving.run(args, console))
 
 
 def _only_quality(args: argparse.Namespace, console: Console) -> int:
