@@ -17,7 +17,8 @@ topic; features with a readable effect on the output score high. Arad et al. fin
 only high-output-score features makes SAE steering 2-3x better. No Textual, no store.
 """
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 
 import torch
 from transformers import PreTrainedTokenizerBase
@@ -66,7 +67,8 @@ def output_scores(
     `sae.layer`; score_i = mean over prompts of p_steered(promoted_i) - p_unsteered(promoted_i)
     at the last position, where promoted_i are the feature's first `LOGIT_TOKENS` word tokens
     among its top `CANDIDATES` logit-lens tokens (`promoted_words`). Cost: d_sae × P × T tokens
-    through the model (logits only at the last position); `report(features_done, d_sae)` after
+    through layers L+1.. and P × T through layers 0..L per batch of `batch` features (the
+    unsteered prefix is shared; logits only at the last position); `report(features_done, d_sae)` after
     each batch of `batch` features. Raises ValueError if the prompts are empty or of unequal length.
     """
     ids = _prompt_tensor(prompts)  # (P, T)
@@ -84,8 +86,10 @@ def output_scores(
     for start in range(0, sae.d_sae, batch):
         b = min(batch, sae.d_sae - start)
         vector = pushes[start : start + b].repeat_interleave(n_prompts, dim=0)[:, None, :]  # (b*P, 1, d)
-        with steered(layer, Steering(vector, None, None)):  # row r steers feature start + r // P
-            logits = lm.model(input_ids=ids.repeat(b, 1), logits_to_keep=1).logits[:, -1].float()  # (b*P, V)
+        # Layers 0..L run once on the P prompts; their output is copied b times before the push,
+        # so row r steers feature start + r // P (~3x less compute for Gemma 3's layer 12 of 18).
+        with _fanned_out(layer, b), steered(layer, Steering(vector, None, None)):
+            logits = lm.model(input_ids=ids, logits_to_keep=1).logits[:, -1].float()  # (b*P, V)
         probs = torch.softmax(logits, -1).view(b, n_prompts, -1)  # (b, P, V)
         gather = top_ids[start : start + b, None, :].expand(b, n_prompts, -1)  # (b, P, C)
         kept = keep[start : start + b, None, :]  # (b, 1, C): the promoted words
@@ -148,6 +152,25 @@ def probe_concept_rates(
         rates[start : start + b] = (mine > base[:, chosen].T).float().mean(-1)
         report(start + b, len(features))
     return rates
+
+
+@contextlib.contextmanager
+def _fanned_out(layer: torch.nn.Module, copies: int) -> Iterator[None]:
+    """While open, the output of `layer` (P, T, d) is replaced by `copies` copies of it stacked
+    along the batch, (copies * P, T, d), for the hooks registered after this one and the layers
+    above. The masks and rotary embeddings the model built for P rows are shared by every row
+    (no padding; transformers leaves a plain causal mask out), so they broadcast."""
+
+    def hook(_module: torch.nn.Module, _args: object, output: object) -> object:
+        hidden = output[0] if isinstance(output, tuple) else output  # type: ignore[index]
+        wide = hidden.repeat(copies, 1, 1)  # type: ignore[union-attr]
+        return (wide, *output[1:]) if isinstance(output, tuple) else wide
+
+    handle = layer.register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 def _prompt_tensor(prompts: list[list[int]]) -> torch.Tensor:
