@@ -18,6 +18,7 @@ from rich.table import Table
 from tinymorph.cli_common import add_model_options, add_sae_option, add_split_option, load_cli_model
 from tinymorph.commands.features import load_cli_sae
 from tinymorph.errors import SAEError
+from tinymorph.sae.kl_finetune import KL_CHECKPOINT_TOKENS, KL_LR
 from tinymorph.sae.train import TrainOptions
 
 LOG_EVERY_STEPS = 25
@@ -56,10 +57,17 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     p.add_argument(
         "--seq-len", type=int, default=d.seq_len, help=f"tokens per sequence, BOS included (default {d.seq_len})"
     )
-    p.add_argument("--lr", type=float, default=d.lr, help=f"learning rate (default {d.lr})")
+    p.add_argument(
+        "--objective", choices=("mse", "kl"), default=d.objective,
+        help="mse: train on reconstruction (sae-lens). kl: fine-tune the --from SAE on the model's next-token "
+        "distribution with it spliced in, plus reconstruction (end-to-end; lowers the loss increase; ~110 "
+        "tokens/s on 2 cores) (default mse)",
+    )
+    p.add_argument("--lr", type=float, help=f"learning rate (default {d.lr}; with --objective kl: {KL_LR})")
     p.add_argument(
         "--checkpoint-tokens", type=int,
-        help=f"training tokens between checkpoints (default {d.checkpoint_tokens:,}; with --resume: the run's)",
+        help=f"training tokens between checkpoints (default {d.checkpoint_tokens:,}; with --objective kl: "
+        f"{KL_CHECKPOINT_TOKENS:,}; with --resume: the run's)",
     )
     p.add_argument(
         "--eval-tokens", type=int,
@@ -107,6 +115,7 @@ def run_train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from tinymorph.sae.corpus import open_corpus
+    from tinymorph.sae.kl_finetune import finetune_kl
     from tinymorph.sae.train import resume_state, train_sae
 
     console = Console(stderr=True)
@@ -127,14 +136,20 @@ def run_train(args: argparse.Namespace) -> int:
             raise SAEError("give one or more folders of text to train on (or --resume with --out)")
         corpora = [open_corpus(path, args.exclude) for path in args.corpus]
         base = _base_shape(start_from) if start_from else {}
+        kl = args.objective == "kl"
+        if kl and start_from is None:
+            raise SAEError("--objective kl fine-tunes a trained SAE: give --from SAE ('default' for the shipped one)")
         options = TrainOptions(
             layer=_first(args.layer, base.get("layer"), TrainOptions.layer),
             d_sae=_first(args.width, base.get("d_sae"), TrainOptions.d_sae),
             k=_first(args.k, base.get("k"), TrainOptions.k),
             tokens=args.tokens,
             seq_len=args.seq_len,
-            lr=args.lr,
-            checkpoint_tokens=args.checkpoint_tokens or TrainOptions.checkpoint_tokens,
+            lr=_first(args.lr, KL_LR if kl else TrainOptions.lr),
+            objective=args.objective,
+            checkpoint_tokens=_first(
+                args.checkpoint_tokens, KL_CHECKPOINT_TOKENS if kl else TrainOptions.checkpoint_tokens
+            ),
             eval_tokens=TrainOptions.eval_tokens if args.eval_tokens is None else args.eval_tokens,
             seed=args.seed,
             device=args.device,
@@ -142,6 +157,7 @@ def run_train(args: argparse.Namespace) -> int:
     lm, manifest = load_cli_model(args, console)
     files = sum(len(c.files) for c in corpora)
     verb = "resuming" if args.resume else "fine-tuning" if start_from else "training"
+    verb += " (KL + MSE)" if options.objective == "kl" else ""
     console.print(f"{verb} on {files} files in {', '.join(str(c.root) for c in corpora)}; writing to {args.out}")
     columns = (
         TextColumn("{task.description}"),
@@ -154,22 +170,14 @@ def run_train(args: argparse.Namespace) -> int:
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("tokenising", total=options.tokens, stats="")
 
+        steps = [0]
+
         def report(p):  # type: ignore[no-untyped-def]
-            if not console.is_terminal and (p.tokens // options.batch_tokens) % LOG_EVERY_STEPS == 0:
+            steps[0] += 1
+            if not console.is_terminal and steps[0] % LOG_EVERY_STEPS == 0:
                 # In a log file (a run left in the background) the bar never draws: a line instead.
-                console.print(
-                    f"{p.tokens:,} tokens  mse {p.mse_loss:.3g}  var.expl. {p.variance_explained:.3f}  "
-                    f"dead {p.dead_fraction:.1%}  {time.strftime('%H:%M:%S')}"
-                )
-            progress.update(
-                task,
-                description="training",
-                completed=p.tokens,
-                stats=(
-                    f"mse {p.mse_loss:.3g}  L0 {p.l0:.1f}  var.expl. {p.variance_explained:.3f}  "
-                    f"dead {p.dead_fraction:.1%}"
-                ),
-            )
+                console.print(f"{p.tokens:,} tokens  {p.summary()}  {time.strftime('%H:%M:%S')}")
+            progress.update(task, description="training", completed=p.tokens, stats=p.summary())
 
         def checkpointed(c):  # type: ignore[no-untyped-def]
             held = "  ".join(
@@ -178,7 +186,7 @@ def run_train(args: argparse.Namespace) -> int:
             )
             progress.console.print(f"checkpoint at {c.tokens:,} tokens ({c.seconds / 60:.0f} min)  {held}")
 
-        result = train_sae(
+        result = (finetune_kl if options.objective == "kl" else train_sae)(
             lm,
             corpora,
             args.out,

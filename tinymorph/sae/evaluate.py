@@ -61,8 +61,11 @@ class EvalMetrics:
         return asdict(self)
 
 
-def _replacing(layer: torch.nn.Module, replace: Replace | None) -> Any:
-    """A forward hook on `layer` that swaps the non-BOS part of its output for `replace(x)`."""
+def splice(layer: torch.nn.Module, replace: Replace | None) -> Any:
+    """Register a forward hook on `layer` (a decoder layer) that swaps the non-BOS part of its
+    output, the residual stream (B, T, d_model), for `replace(x)` computed in float32; returns the
+    hook's handle (None when `replace` is None). Differentiable: gradients reach whatever
+    `replace` closes over (`sae.kl_finetune` trains through it)."""
 
     def hook(_m: torch.nn.Module, _a: Any, out: Any) -> Any:
         hidden = out[0] if isinstance(out, tuple) else out  # (B, T, d)
@@ -73,8 +76,10 @@ def _replacing(layer: torch.nn.Module, replace: Replace | None) -> Any:
     return layer.register_forward_hook(hook) if replace is not None else None
 
 
-def _log_probs(lm: LoadedModel, ids: torch.Tensor, layer: torch.nn.Module, replace: Replace | None) -> torch.Tensor:
-    handle = _replacing(layer, replace)
+def log_probs(lm: LoadedModel, ids: torch.Tensor, layer: torch.nn.Module, replace: Replace | None) -> torch.Tensor:
+    """Next-token log-probabilities (B, T-2, V) float32 for `ids` (B, T) (BOS first), predicted
+    after each non-BOS token but the last, with `replace` spliced in at `layer` (None: clean)."""
+    handle = splice(layer, replace)
     try:
         logits = lm.model(input_ids=ids, use_cache=False).logits  # (B, T, V)
     finally:
@@ -143,18 +148,18 @@ def evaluate_sae(
     for start in range(0, len(sequences), batch):
         ids = torch.tensor(sequences[start : start + batch])  # (B, T)
         target = ids[:, 2:]  # (B, T-2)
-        clean = _log_probs(lm, ids, layer, None)
+        clean = log_probs(lm, ids, layer, None)
         p_clean = clean.exp()
 
         sums["ce_clean"] += _ce(clean, target)
-        spliced = _log_probs(lm, ids, layer, reconstruct)
+        spliced = log_probs(lm, ids, layer, reconstruct)
         sums["ce_sae"] += _ce(spliced, target)
         sums["kl_sae"] += _kl(p_clean, clean, spliced)
         del spliced
         if baselines:
-            sums["kl_rand"] += _kl(p_clean, clean, _log_probs(lm, ids, layer, random_error))
-            sums["ce_zero"] += _ce(_log_probs(lm, ids, layer, torch.zeros_like), target)
-            sums["ce_mean"] += _ce(_log_probs(lm, ids, layer, lambda x: mean.expand_as(x)), target)
+            sums["kl_rand"] += _kl(p_clean, clean, log_probs(lm, ids, layer, random_error))
+            sums["ce_zero"] += _ce(log_probs(lm, ids, layer, torch.zeros_like), target)
+            sums["ce_mean"] += _ce(log_probs(lm, ids, layer, lambda x: mean.expand_as(x)), target)
         else:
             sums["kl_rand"] = sums["ce_zero"] = sums["ce_mean"] = math.nan
         n_tok += ids.shape[0] * (ids.shape[1] - 1)

@@ -91,6 +91,9 @@ class TrainOptions:
     eval_tokens: int = 8192
     """Held-out tokens per corpus for the metrics recorded at each checkpoint (0: none)."""
     seed: int = 0
+    objective: str = "mse"
+    """"mse": sae-lens's reconstruction training (this module). "kl": fine-tune a trained SAE on
+    the model's next-token predictions with it spliced in (`sae.kl_finetune`)."""
     device: str = "cpu"
     """Where the model and the SAE run ("cuda" on a GPU). Not part of what is trained: a run may
     be resumed on another device."""
@@ -107,7 +110,15 @@ class TrainProgress:
     variance_explained: float
     """1 - ||x - x_hat||^2 / ||x - mean(x)||^2 over the batch."""
     dead_fraction: float
-    """Latents that have not fired for `dead_window_steps` steps."""
+    """Latents that have not fired for `dead_window_steps` steps (NaN when not tracked)."""
+    kl: float | None = None
+    """KL(clean || spliced) over the batch, nats per token: `--objective kl` only."""
+
+    def summary(self) -> str:
+        """The step's numbers as one line for a progress bar or a log."""
+        loss = f"KL {self.kl:.3f}" if self.kl is not None else f"mse {self.mse_loss:.3g}"
+        dead = f"  dead {self.dead_fraction:.1%}" if self.dead_fraction == self.dead_fraction else ""
+        return f"{loss}  L0 {self.l0:.1f}  var.expl. {self.variance_explained:.3f}{dead}"
 
 
 @dataclass
@@ -229,7 +240,8 @@ def _save_checkpoint(trainer: SAETrainer, out_dir: Path, state: dict[str, object
     os.replace(tmp, out_dir / STATE_FILE)
 
 
-def _checkpoint_folder(out_dir: Path) -> Path | None:
+def checkpoint_folder(out_dir: Path) -> Path | None:
+    """The run's checkpoint folder (`checkpoint/`, or `checkpoint.old/` after a crash mid-swap)."""
     for name in (CHECKPOINT_DIR, f"{CHECKPOINT_DIR}.old"):
         if (out_dir / name / "sae_weights.safetensors").is_file():
             return out_dir / name
@@ -241,7 +253,7 @@ def resume_state(out_dir: Path) -> tuple[TrainOptions, list[Corpus], dict[str, o
     against the fingerprints it trained on) and its metadata. Raises SAEError when there is no
     checkpoint to resume or the training text has changed since."""
     state_path = out_dir / STATE_FILE
-    if not state_path.is_file() or _checkpoint_folder(out_dir) is None:
+    if not state_path.is_file() or checkpoint_folder(out_dir) is None:
         raise SAEError(f"{out_dir} holds no training checkpoint to resume (no {STATE_FILE} and {CHECKPOINT_DIR}/)")
     state = json.loads(state_path.read_text(encoding="utf-8"))
     known = {f.name for f in fields(TrainOptions)}
@@ -257,13 +269,15 @@ def resume_state(out_dir: Path) -> tuple[TrainOptions, list[Corpus], dict[str, o
     return options, corpora, state["metadata"]
 
 
-def _sequences(corpora: Sequence[Corpus], lm: LoadedModel, seq_len: int) -> tuple[list[list[int]], list[int]]:
+def training_sequences(corpora: Sequence[Corpus], lm: LoadedModel, seq_len: int) -> tuple[list[list[int]], list[int]]:
+    """The training side of `corpora` as BOS-prefixed sequences of `seq_len` tokens, corpus after
+    corpus, and each corpus's number of training tokens (BOS excluded)."""
     parts = [token_sequences(c.chunks("train"), lm.tokenizer, seq_len) for c in corpora]
     counts = [sum(len(s) - 1 for s in part) for part in parts]
     return [s for part in parts for s in part], counts
 
 
-def _heldout(corpora: Sequence[Corpus], lm: LoadedModel, options: TrainOptions) -> dict[str, list[list[int]]]:
+def heldout_for(corpora: Sequence[Corpus], lm: LoadedModel, options: TrainOptions) -> dict[str, list[list[int]]]:
     """`eval_tokens` held-out tokens of each corpus, by folder name; a corpus too small to hold
     a sequence out (a writer's few pages) is left out of the checkpoint metrics."""
     heldout = {}
@@ -275,15 +289,67 @@ def _heldout(corpora: Sequence[Corpus], lm: LoadedModel, options: TrainOptions) 
     return heldout
 
 
-def _evaluate(
+def evaluate_checkpoint(
     lm: LoadedModel, out_dir: Path, options: TrainOptions, heldout: dict[str, list[list[int]]], model_name: str
 ) -> dict[str, EvalMetrics]:
+    """Held-out metrics (no baselines) of the SAE saved in `out_dir`, per corpus in `heldout`."""
     if not heldout:
         return {}
     sae = SAE.load_from_disk(out_dir, device="cpu", dtype="float32")
     sae.eval()
     loaded = LoadedSAE(sae, options.layer, out_dir.name, model_name, out_dir)
     return {name: evaluate_sae(lm, loaded, seqs, baselines=False) for name, seqs in heldout.items()}
+
+
+def run_state(
+    out_dir: Path,
+    corpora: Sequence[Corpus],
+    counts: list[int],
+    options: TrainOptions,
+    *,
+    resume: bool,
+    model_name: str,
+    command: str,
+    start_from: Path | None,
+) -> dict[str, object]:
+    """What `train_state.json` holds for this run: read back when resuming; else new (options,
+    corpora with their fingerprints, metadata), and the previous run's checkpoint history is
+    removed. `counts`: training tokens per corpus."""
+    if resume:
+        return dict(json.loads((out_dir / STATE_FILE).read_text(encoding="utf-8")))
+    metadata = {
+        "model": model_name,
+        "hook_layer": options.layer,
+        "hook_name": hook_name_for_layer(options.layer),
+        "architecture": "topk",
+        "corpora": [str(c.root) for c in corpora],
+        "corpus_train_tokens": dict(zip((c.root.name for c in corpora), counts, strict=True)),
+        "corpus_fingerprints": {c.root.name: c.fingerprint() for c in corpora},
+        "options": asdict(options),
+        "started_from": str(start_from) if start_from else None,
+        "command": command,
+        "tinymorph_version": __version__,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    (out_dir / HISTORY_FILE).unlink(missing_ok=True)
+    return {
+        "options": asdict(options),
+        "corpora": [
+            {"path": str((c.root if len(c.files) > 1 else c.files[0]).resolve()), "exclude": list(c.exclude),
+             "fingerprint": c.fingerprint()}
+            for c in corpora
+        ],
+        "metadata": metadata,
+    }
+
+
+def record_checkpoint(out_dir: Path, tokens: int, seconds: float, metrics: dict[str, EvalMetrics]) -> CheckpointReport:
+    """Append one checkpoint's held-out metrics (NaN ones left out) to `checkpoints.jsonl`."""
+    entry = CheckpointReport(tokens, round(seconds, 1), metrics)
+    with (out_dir / HISTORY_FILE).open("a", encoding="utf-8") as f:
+        measured = {k: {m: v for m, v in r.as_dict().items() if v == v} for k, r in metrics.items()}  # no NaN
+        f.write(json.dumps({"tokens": entry.tokens, "seconds": entry.seconds, "metrics": measured}) + "\n")
+    return entry
 
 
 def train_sae(
@@ -321,41 +387,15 @@ def train_sae(
     out_dir.mkdir(parents=True, exist_ok=True)
     if options.device != "cpu":
         lm.model.to(torch.device(options.device))  # type: ignore[arg-type]  # transformers types .to narrowly
-    sequences, counts = _sequences(corpora, lm, options.seq_len)
+    sequences, counts = training_sequences(corpora, lm, options.seq_len)
     try:
         stream = ActivationStream(lm, options.layer, sequences, options.batch_tokens, seed=options.seed)
     except ValueError as exc:
         raise SAEError(f"the corpora give too little text to train on: {exc}; add text or lower --seq-len") from None
-    heldout = _heldout(corpora, lm, options) if options.eval_tokens else {}
-    state_path = out_dir / STATE_FILE
-    if resume:
-        state = json.loads(state_path.read_text(encoding="utf-8"))
-        metadata: dict[str, object] = state["metadata"]
-    else:
-        metadata = {
-            "model": model_name,
-            "hook_layer": options.layer,
-            "hook_name": hook_name_for_layer(options.layer),
-            "architecture": "topk",
-            "corpora": [str(c.root) for c in corpora],
-            "corpus_train_tokens": dict(zip((c.root.name for c in corpora), counts, strict=True)),
-            "corpus_fingerprints": {c.root.name: c.fingerprint() for c in corpora},
-            "options": asdict(options),
-            "started_from": str(start_from) if start_from else None,
-            "command": command,
-            "tinymorph_version": __version__,
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
-        state = {
-            "options": asdict(options),
-            "corpora": [
-                {"path": str((c.root if len(c.files) > 1 else c.files[0]).resolve()), "exclude": list(c.exclude),
-                 "fingerprint": c.fingerprint()}
-                for c in corpora
-            ],
-            "metadata": metadata,
-        }
-        (out_dir / HISTORY_FILE).unlink(missing_ok=True)
+    heldout = heldout_for(corpora, lm, options) if options.eval_tokens else {}
+    state = run_state(out_dir, corpora, counts, options, resume=resume, model_name=model_name, command=command,
+                      start_from=start_from)
+    metadata: dict[str, object] = state["metadata"]  # type: ignore[assignment]
     steps = options.tokens // options.batch_tokens
     if steps == 0:
         raise SAEError(f"--tokens {options.tokens:,} is less than one batch of {options.batch_tokens:,} tokens")
@@ -378,7 +418,7 @@ def train_sae(
         data_provider=iter(()),
     )
     if resume:
-        folder = _checkpoint_folder(out_dir)
+        folder = checkpoint_folder(out_dir)
         assert folder is not None  # resume_state checked it
         trainer.sae.load_weights_from_checkpoint(folder)
         trainer.load_trainer_state(folder)
@@ -403,14 +443,10 @@ def train_sae(
         info = {**metadata, "training_tokens": trainer.n_training_samples, "training_seconds": round(elapsed, 1)}
         save_sae(trainer, out_dir, options, {**info, "completed": trainer.n_training_steps >= steps})
         _save_checkpoint(trainer, out_dir, {**state, "seconds": elapsed})
-        metrics = _evaluate(lm, out_dir, options, heldout, model_name)
-        entry = CheckpointReport(trainer.n_training_samples, round(elapsed, 1), metrics)
-        with (out_dir / HISTORY_FILE).open("a", encoding="utf-8") as f:
-            measured = {k: {m: v for m, v in r.as_dict().items() if v == v} for k, r in metrics.items()}  # no NaN
-            f.write(json.dumps({"tokens": entry.tokens, "seconds": entry.seconds, "metrics": measured}) + "\n")
-        on_checkpoint(entry)
+        metrics = evaluate_checkpoint(lm, out_dir, options, heldout, model_name)
+        on_checkpoint(record_checkpoint(out_dir, trainer.n_training_samples, elapsed, metrics))
 
-    with _stop_requests() as stop_requested:
+    with stop_requests() as stop_requested:
         while trainer.n_training_steps < steps and not stop_requested():
             trainer.maybe_reset_sparsity()
             output = trainer.step(next(batches))
@@ -429,7 +465,7 @@ def train_sae(
 
 
 @contextlib.contextmanager
-def _stop_requests() -> Iterator[Callable[[], bool]]:
+def stop_requests() -> Iterator[Callable[[], bool]]:
     """Ctrl+C (SIGINT) and SIGTERM ask training to stop after the current step, so the
     checkpoint written then is consistent (a step cut in half would not be). Outside the main
     thread signals cannot be caught; training then runs to the end."""
