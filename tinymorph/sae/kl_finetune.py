@@ -270,7 +270,7 @@ def finetune_kl(
             step += 1
             fve = 1.0 - float(mse_term[0].detach())
             report(TrainProgress(step * per_step, steps * per_step, math.nan, float(sae.cfg.k), fve, math.nan,
-                                 kl=float(kl)))
+                                 kl=float(kl.detach())))
             del clean, spliced, loss
             if step % checkpoint_every == 0 and step < steps:
                 checkpoint()
