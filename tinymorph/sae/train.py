@@ -92,8 +92,9 @@ class TrainOptions:
     """Held-out tokens per corpus for the metrics recorded at each checkpoint (0: none)."""
     seed: int = 0
     objective: str = "mse"
-    """"mse": sae-lens's reconstruction training (this module). "kl": fine-tune a trained SAE on
-    the model's next-token predictions with it spliced in (`sae.kl_finetune`)."""
+    """Training objective. "mse": sae-lens's reconstruction training (this module). "kl": fine-tune
+    a trained SAE on the model's next-token predictions with it spliced in (`sae.kl_finetune`;
+    there a step is 4 sequences and `batch_tokens` is not used)."""
     device: str = "cpu"
     """Where the model and the SAE run ("cuda" on a GPU). Not part of what is trained: a run may
     be resumed on another device."""
