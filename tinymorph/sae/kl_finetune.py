@@ -22,8 +22,6 @@ checkpoint is safetensors only (weights, Adam moments, step): no pickle. No Text
 
 import json
 import math
-import os
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -38,9 +36,6 @@ from tinymorph.sae.corpus import Corpus, shuffled
 from tinymorph.sae.evaluate import log_probs
 from tinymorph.sae.loading import NativeTopKSAE, native_topk
 from tinymorph.sae.train import (
-    CHECKPOINT_DIR,
-    META_FILE,
-    STATE_FILE,
     CheckpointReport,
     TrainOptions,
     TrainProgress,
@@ -48,10 +43,12 @@ from tinymorph.sae.train import (
     checkpoint_folder,
     evaluate_checkpoint,
     heldout_for,
+    publish_sae,
     record_checkpoint,
     run_state,
     stop_requests,
     training_sequences,
+    write_checkpoint,
 )
 
 KL_BATCH_SEQUENCES = 4
@@ -100,42 +97,33 @@ def _lr_factor(step: int, steps: int, lr: float, lr_end: float) -> float:
 
 
 def _save_sae(sae: NativeTopKSAE, cfg: dict[str, object], out_dir: Path, dtype: str, meta: dict[str, object]) -> None:
-    """The SAE in sae-lens's disk format in `dtype` plus tinymorph.json, swapped into `out_dir`."""
-    work = out_dir / ".partial"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    save_file({n: getattr(sae, n).detach().to(getattr(torch, dtype)).contiguous() for n in WEIGHTS},
-              work / "sae_weights.safetensors")
-    (work / "cfg.json").write_text(json.dumps({**cfg, "dtype": dtype, "device": "cpu"}), encoding="utf-8")
-    (work / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
-    for item in work.iterdir():
-        os.replace(item, out_dir / item.name)
-    work.rmdir()
+    """The SAE in sae-lens's disk format in `dtype` plus tinymorph.json, into `out_dir`."""
+
+    def write(work: Path) -> None:
+        work.mkdir(parents=True)
+        weights = {n: getattr(sae, n).detach().to(getattr(torch, dtype)).contiguous() for n in WEIGHTS}
+        save_file(weights, work / "sae_weights.safetensors")
+        (work / "cfg.json").write_text(json.dumps({**cfg, "dtype": dtype, "device": "cpu"}), encoding="utf-8")
+
+    publish_sae(out_dir, write, meta)
 
 
 def _save_checkpoint(sae: NativeTopKSAE, opt: torch.optim.Adam, step: int, out_dir: Path,
                      state: dict[str, object]) -> None:
-    """float32 weights, Adam's moments and the step into `checkpoint/` (swapped in whole), then
-    `train_state.json`."""
+    """float32 weights, Adam's moments and the step into `checkpoint/`, then `train_state.json`
+    (`sae.train.write_checkpoint`)."""
     tensors = {n: getattr(sae, n).detach().clone() for n in WEIGHTS}
     for name in WEIGHTS:
         moments = opt.state.get(getattr(sae, name), {})
         for key in ("exp_avg", "exp_avg_sq"):
             if key in moments:
                 tensors[f"adam.{key}.{name}"] = moments[key]
-    partial = out_dir / f"{CHECKPOINT_DIR}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir()
-    save_file(tensors, partial / "sae_weights.safetensors", metadata={"step": str(step)})
-    final, old = out_dir / CHECKPOINT_DIR, out_dir / f"{CHECKPOINT_DIR}.old"
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        os.replace(final, old)  # a crash from here on leaves one of the two for --resume
-    os.replace(partial, final)
-    shutil.rmtree(old, ignore_errors=True)
-    tmp = out_dir / f"{STATE_FILE}.partial"
-    tmp.write_text(json.dumps(state, indent=2), encoding="utf-8")
-    os.replace(tmp, out_dir / STATE_FILE)
+
+    def write(partial: Path) -> None:
+        partial.mkdir()
+        save_file(tensors, partial / "sae_weights.safetensors", metadata={"step": str(step)})
+
+    write_checkpoint(out_dir, write, state)
 
 
 def _load_checkpoint(sae: NativeTopKSAE, opt: torch.optim.Adam, out_dir: Path) -> int:

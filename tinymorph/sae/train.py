@@ -215,9 +215,16 @@ def save_sae(trainer: SAETrainer, out_dir: Path, options: TrainOptions, metadata
     sae = sae.to(getattr(torch, options.save_dtype))
     sae.cfg.dtype = options.save_dtype
     sae.cfg.device = "cpu"
+    publish_sae(out_dir, lambda work: sae.save_inference_model(work), metadata)
+
+
+def publish_sae(out_dir: Path, write: Callable[[Path], None], metadata: dict[str, object]) -> None:
+    """`write(work)` fills a fresh folder beside `out_dir` with an SAE in sae-lens's format;
+    `tinymorph.json` (`metadata`) joins it and each file is renamed into `out_dir`, so a reader
+    never sees a half-written file."""
     work = out_dir / ".partial"
     shutil.rmtree(work, ignore_errors=True)
-    sae.save_inference_model(work)
+    write(work)
     (work / META_FILE).write_text(json.dumps(metadata, indent=2), encoding="utf-8")
     for item in work.iterdir():
         os.replace(item, out_dir / item.name)
@@ -225,12 +232,18 @@ def save_sae(trainer: SAETrainer, out_dir: Path, options: TrainOptions, metadata
 
 
 def _save_checkpoint(trainer: SAETrainer, out_dir: Path, state: dict[str, object]) -> None:
-    """sae-lens's checkpoint into `checkpoint/`, swapped in whole (a crash mid-write leaves the
-    previous one), then `train_state.json`."""
+    """sae-lens's checkpoint into `checkpoint/`, then `train_state.json` (`write_checkpoint`)."""
+    write_checkpoint(out_dir, lambda partial: trainer.save_checkpoint(partial.name, base_path=out_dir), state)
+
+
+def write_checkpoint(out_dir: Path, write: Callable[[Path], None], state: dict[str, object]) -> None:
+    """`write(partial)` creates `checkpoint.partial/` in `out_dir`; it is swapped in whole for
+    `checkpoint/` (a crash mid-write leaves the previous one, as `checkpoint.old/` at worst,
+    which `checkpoint_folder` finds), then `train_state.json` is replaced by `state`."""
     final = out_dir / CHECKPOINT_DIR
     partial, old = final.with_name(f"{CHECKPOINT_DIR}.partial"), final.with_name(f"{CHECKPOINT_DIR}.old")
     shutil.rmtree(partial, ignore_errors=True)
-    trainer.save_checkpoint(partial.name, base_path=out_dir)
+    write(partial)
     shutil.rmtree(old, ignore_errors=True)
     if final.exists():
         os.replace(final, old)
