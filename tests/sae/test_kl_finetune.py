@@ -9,13 +9,14 @@ import signal
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from tests.sae.test_train import OPTIONS, train
 from tinymorph.errors import SAEError
 from tinymorph.sae.corpus import heldout_sequences, open_corpus
 from tinymorph.sae.evaluate import evaluate_sae
-from tinymorph.sae.kl_finetune import KL_BATCH_SEQUENCES, finetune_kl
+from tinymorph.sae import kl_finetune
+from tinymorph.sae.kl_finetune import KL_BATCH_SEQUENCES, aux_loss, finetune_kl
 from tinymorph.sae.loading import load_sae
 from tinymorph.sae.train import TrainOptions, resume_state
 
@@ -69,7 +70,9 @@ def test_kl_fine_tuning_lowers_the_kl_of_the_spliced_model_on_held_out_text(shar
     assert cfg["d_sae"] == 32 and cfg["metadata"]["hook_name"] == "blocks.2.hook_resid_post"
 
 
-def test_a_stopped_kl_run_resumes_to_the_same_sae(tiny_lm, tiny_books, base, tmp_path):
+def test_a_stopped_kl_run_resumes_to_the_same_sae(tiny_lm, tiny_books, base, tmp_path, monkeypatch):
+    monkeypatch.setattr(kl_finetune, "KL_DEAD_WINDOW_TOKENS", STEP * 3)  # AuxK on, its firing record resumed
+    _silence(base, 7)
     corpus = open_corpus(tiny_books)
     tune(tiny_lm, [corpus], tmp_path / "unbroken", start_from=base)
 
@@ -92,3 +95,50 @@ def test_a_stopped_kl_run_resumes_to_the_same_sae(tiny_lm, tiny_books, base, tmp
 def test_kl_fine_tuning_needs_an_sae_to_start_from(tiny_lm, tiny_books, tmp_path):
     with pytest.raises(SAEError, match="give --from"):
         tune(tiny_lm, [open_corpus(tiny_books)], tmp_path / "kl")
+
+
+def _silence(folder, latent):
+    """Give `latent` of the SAE in `folder` a bias that keeps it out of the top k on any input."""
+    path = folder / "sae_weights.safetensors"
+    weights = load_file(path)
+    weights["b_enc"][latent] = -1e4
+    save_file(weights, path)
+
+
+@pytest.mark.parametrize("aux_coefficient", [0.0, 1.0])
+def test_latents_that_stop_firing_get_the_auxk_gradient_and_only_with_it(tiny_lm, tiny_books, base, tmp_path,
+                                                                      monkeypatch, aux_coefficient):
+    monkeypatch.setattr(kl_finetune, "KL_DEAD_WINDOW_TOKENS", STEP * 3)
+    _silence(base, 7)
+    before = load_file(base / "sae_weights.safetensors")
+    reports = []
+    options = TrainOptions(**{**KL.__dict__, "aux_coefficient": aux_coefficient})
+    tune(tiny_lm, [open_corpus(tiny_books)], tmp_path / "kl", options, start_from=base, report=reports.append)
+    after = load_file(tmp_path / "kl" / "sae_weights.safetensors")
+    assert reports[0].dead_fraction == 0.0 and max(r.dead_fraction for r in reports) >= 1 / 32
+    moved = (after["W_enc"][:, 7] - before["W_enc"][:, 7]).abs().max()
+    if aux_coefficient:
+        assert moved > 1e-4  # AuxK pulls its encoder towards the live latents' error
+    else:
+        assert moved == 0.0  # a latent outside the top k gets no gradient from KL or MSE
+
+
+def test_auxk_is_zero_without_dead_latents_and_when_they_reconstruct_the_error():
+    from types import SimpleNamespace
+
+    from tinymorph.sae.loading import NativeTopKSAE
+
+    torch.manual_seed(0)
+    cfg = SimpleNamespace(d_in=4, d_sae=6, k=2, apply_b_dec_to_input=True, rescale_acts_by_decoder_norm=False)
+    w_dec = torch.eye(6, 4)
+    sae = NativeTopKSAE(cfg, {"W_enc": torch.randn(4, 6), "b_enc": torch.zeros(6), "W_dec": w_dec,
+                              "b_dec": torch.randn(4)})
+    error = torch.tensor([[0.0, 0.0, 1.5, -0.5]])  # what latents 2 and 3 write, at 1.5 and -0.5
+    hidden_pre = torch.tensor([[9.0, 9.0, 1.5, -0.5, -3.0, -4.0]])
+    one = torch.tensor(1.0)
+    none_dead = torch.zeros(6, dtype=torch.bool)
+    assert aux_loss(sae, hidden_pre, error, none_dead, one) == 0.0
+    dead = torch.tensor([False, False, True, True, False, False])
+    assert aux_loss(sae, hidden_pre, error, dead, one) == pytest.approx(0.0, abs=1e-6)
+    wrong = torch.tensor([[0.0, 0.0, 0.0, 0.0]])
+    assert aux_loss(sae, hidden_pre, wrong, dead, one) == pytest.approx(1.5**2 + 0.5**2)  # k_aux = 2 = d_in / 2

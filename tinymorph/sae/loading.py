@@ -50,12 +50,21 @@ class NativeTopKSAE(torch.nn.Module):
         for name in ("W_enc", "b_enc", "W_dec", "b_dec"):
             setattr(self, name, torch.nn.Parameter(weights[name].float(), requires_grad=False))
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """(..., d_in) -> (..., d_sae): the k largest pre-activations, ReLU'd; zeros elsewhere."""
+    def hidden_pre(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., d_in) -> (..., d_sae): the pre-activations TopK chooses from (times the decoder
+        rows' norms when `rescale_acts_by_decoder_norm`)."""
         sae_in = x.float() - self.b_dec * self.cfg.apply_b_dec_to_input
         hidden_pre = sae_in @ self.W_enc + self.b_enc  # (..., d_sae)
         if self.cfg.rescale_acts_by_decoder_norm:
             hidden_pre = hidden_pre * self.W_dec.norm(dim=-1)
+        return hidden_pre
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., d_in) -> (..., d_sae): the k largest pre-activations, ReLU'd; zeros elsewhere."""
+        return self.topk(self.hidden_pre(x))
+
+    def topk(self, hidden_pre: torch.Tensor) -> torch.Tensor:
+        """(..., d_sae) pre-activations -> (..., d_sae): the k largest, ReLU'd; zeros elsewhere."""
         top = hidden_pre.topk(self.cfg.k, dim=-1, sorted=False)
         return torch.zeros_like(hidden_pre).scatter(-1, top.indices, top.values.relu())
 

@@ -111,7 +111,8 @@ class TrainProgress:
     variance_explained: float
     """1 - ||x - x_hat||^2 / ||x - mean(x)||^2 over the batch."""
     dead_fraction: float
-    """Latents that have not fired for `dead_window_steps` steps (NaN when not tracked)."""
+    """Latents that have not fired for `dead_window_steps` steps (with `--objective kl`, for
+    `kl_finetune.KL_DEAD_WINDOW_TOKENS` tokens); NaN when not tracked."""
     kl: float | None = None
     """KL(clean || spliced) over the batch, nats per token: `--objective kl` only."""
 
