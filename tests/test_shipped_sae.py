@@ -29,11 +29,14 @@ def test_it_is_installed_in_sae_lens_format_and_small():
     assert tokens["corpus-modern"] >= sum(tokens.values()) / 2
     assert len(meta["corpora"]) == 2  # their fingerprints: docs/evals/results/sae-16k-train_state.json
     assert meta["command"].startswith("tinymorph sae train")
+    # Then fine-tuned end to end (KL + MSE, AuxK) on both corpora: docs/sae.md.
+    tune = meta["fine_tune"]
+    assert tune["objective"] == "kl" and tune["completed"] and tune["training_tokens"] >= 400_000
+    assert tune["corpus_train_tokens"] == tokens  # the same training side as the base run
 
 
 def test_it_meets_the_targets_on_held_out_prose():
-    """Issue 19's targets on modern held-out prose, as `sae eval --save` measured them (the loss
-    increase, +0.278 nats against <= 0.25 asked, is not met: docs/sae.md)."""
+    """Issue 19's targets on modern held-out prose, as `sae eval --save` measured them."""
     m = json.loads((FOLDER / "metrics.json").read_text())
     assert m["corpus"].endswith("corpus-modern") and m["split"] == "heldout" and m["tokens"] >= 32_000
     assert m["variance_explained"] >= 0.85
@@ -41,6 +44,7 @@ def test_it_meets_the_targets_on_held_out_prose():
     assert m["dead_fraction"] <= 0.05
     assert m["kl_sae"] < m["kl_random_error"]
     assert m["ce_recovered"] >= 0.95
+    assert m["ce_increase"] <= 0.25
 
 
 def test_the_docs_quote_the_metrics_file():
