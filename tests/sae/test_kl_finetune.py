@@ -13,12 +13,12 @@ from safetensors.torch import load_file, save_file
 
 from tests.sae.test_train import OPTIONS, train
 from tinymorph.errors import SAEError
+from tinymorph.sae import kl_finetune
 from tinymorph.sae.corpus import heldout_sequences, open_corpus
 from tinymorph.sae.evaluate import evaluate_sae
-from tinymorph.sae import kl_finetune
 from tinymorph.sae.kl_finetune import KL_BATCH_SEQUENCES, aux_loss, finetune_kl
 from tinymorph.sae.loading import load_sae
-from tinymorph.sae.train import TrainOptions, resume_state
+from tinymorph.sae.runs import TrainOptions, resume_state
 
 STEP = KL_BATCH_SEQUENCES * (OPTIONS.seq_len - 1)  # tokens a step
 KL = TrainOptions(**{**OPTIONS.__dict__, "objective": "kl", "tokens": STEP * 20, "checkpoint_tokens": STEP * 5,

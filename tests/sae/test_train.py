@@ -16,7 +16,8 @@ from tinymorph.errors import SAEError
 from tinymorph.lm.hooks import run_to_layer
 from tinymorph.sae.corpus import open_corpus, token_sequences
 from tinymorph.sae.loading import load_sae
-from tinymorph.sae.train import TrainOptions, resume_state, train_sae
+from tinymorph.sae.runs import TrainOptions, resume_state
+from tinymorph.sae.train import train_sae
 
 OPTIONS = TrainOptions(
     layer=2,

@@ -19,7 +19,7 @@ from tinymorph.cli_common import add_model_options, add_sae_option, add_split_op
 from tinymorph.commands.features import load_cli_sae
 from tinymorph.errors import SAEError
 from tinymorph.sae.kl_finetune import KL_CHECKPOINT_TOKENS, KL_LR
-from tinymorph.sae.train import TrainOptions
+from tinymorph.sae.runs import TrainOptions
 
 LOG_EVERY_STEPS = 25
 """Steps between progress lines when the output is not a terminal."""
@@ -116,7 +116,8 @@ def run_train(args: argparse.Namespace) -> int:
 
     from tinymorph.sae.corpus import open_corpus
     from tinymorph.sae.kl_finetune import finetune_kl
-    from tinymorph.sae.train import resume_state, train_sae
+    from tinymorph.sae.runs import resume_state
+    from tinymorph.sae.train import train_sae
 
     console = Console(stderr=True)
     start_from = _start_folder(args.start_from, args) if args.start_from else None

@@ -15,7 +15,7 @@ The SAE's four tensors are trained as they are shipped (sae-lens inference TopK,
 `rescale_acts_by_decoder_norm`, activation scale folded in): the model's weights are frozen; a
 step runs the model twice on `KL_BATCH_SEQUENCES` sequences (clean without gradients, spliced
 with them) and back-propagates from the logits through layers L+1.. to the SAE. The run lives in
-an output folder with the same layout as `sae.train`'s (`train_state.json`, `checkpoint/`,
+an output folder with the same layout as `sae.train`'s (`sae.runs`: `train_state.json`, `checkpoint/`,
 `checkpoints.jsonl`, the SAE itself) and stops, checkpoints and resumes the same way. The
 checkpoint is safetensors only (weights, Adam moments, step, steps since each latent fired): no
 pickle. No Textual, no store.
@@ -42,7 +42,7 @@ from tinymorph.lm.model import LoadedModel, decoder_layers
 from tinymorph.sae.corpus import Corpus, shuffled
 from tinymorph.sae.evaluate import log_probs
 from tinymorph.sae.loading import NativeTopKSAE, native_topk
-from tinymorph.sae.train import (
+from tinymorph.sae.runs import (
     CheckpointReport,
     TrainOptions,
     TrainProgress,
@@ -121,7 +121,7 @@ def _save_sae(sae: NativeTopKSAE, cfg: dict[str, object], out_dir: Path, dtype: 
 def _save_checkpoint(sae: NativeTopKSAE, opt: torch.optim.Adam, step: int, since_fired: torch.Tensor,
                      out_dir: Path, state: dict[str, object]) -> None:
     """float32 weights, Adam's moments, the steps since each latent fired (d_sae,) and the step
-    into `checkpoint/`, then `train_state.json` (`sae.train.write_checkpoint`)."""
+    into `checkpoint/`, then `train_state.json` (`sae.runs.write_checkpoint`)."""
     tensors = {n: getattr(sae, n).detach().clone() for n in WEIGHTS}
     tensors["since_fired"] = since_fired.clone()
     for name in WEIGHTS:
