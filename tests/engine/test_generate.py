@@ -10,7 +10,7 @@ from tinymorph.domain import SteeringSpec, SteeringTerm
 from tinymorph.engine.generate import DROP_BLOCK_TOKENS, Generator
 from tinymorph.engine.protocol import SuggestRequest
 from tinymorph.errors import SteeringError
-from tinymorph.lm.model import LoadedModel, decoder_layers, load_model
+from tinymorph.lm.model import LoadedModel, cache_keyword, decoder_layers, load_model
 from tinymorph.lm.steering import steered, steering_vector
 
 
@@ -103,9 +103,10 @@ def test_steering_from_the_cursor_equals_steering_the_last_context_token_and_wha
     vector = steering_vector(req.steering, 64, lm.median_norm)
     with torch.no_grad():
         cache = DynamicCache(config=lm.model.config)
-        lm.model(torch.tensor([ids[:-1]]), past_key_values=cache, use_cache=True)
+        with_cache = {cache_keyword(type(lm.model)): cache}
+        lm.model(torch.tensor([ids[:-1]]), use_cache=True, **with_cache)
         with steered(layer, vector):
-            expected = lm.model(torch.tensor([ids[-1:]]), past_key_values=cache, use_cache=True).logits[0, -1]
+            expected = lm.model(torch.tensor([ids[-1:]]), use_cache=True, **with_cache).logits[0, -1]
     got = gen.suggest(req, lambda: False, lambda *_: None)
     assert got is not None and got.reused_tokens == 3
     assert seen[0].shape == (2, expected.shape[-1])

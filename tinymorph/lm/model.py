@@ -81,7 +81,7 @@ class LoadedModel:
         """
         kwargs: dict[str, object] = {"use_cache": cache is not None}
         if cache is not None:
-            kwargs[_cache_keyword(type(self.model))] = cache
+            kwargs[cache_keyword(type(self.model))] = cache
         if logits:
             return self.model(input_ids=input_ids, logits_to_keep=1, **kwargs).logits[:, -1].float()
         return self.model.model(input_ids=input_ids, **kwargs).last_hidden_state[:, -1]
@@ -104,7 +104,9 @@ def torch_threads(threads: int) -> Iterator[None]:
 
 
 @functools.cache
-def _cache_keyword(model_class: type) -> str:
+def cache_keyword(model_class: type) -> str:
+    """The keyword under which `model_class.forward` takes a KV cache: `cache` in transformers
+    5.2x (`past_key_values` there is deprecated, removed in 5.40), `past_key_values` before."""
     return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"
 
 

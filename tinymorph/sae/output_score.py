@@ -24,7 +24,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from tinymorph.lm.hooks import run_to_layer
-from tinymorph.lm.model import LoadedModel, decoder_layers
+from tinymorph.lm.model import LoadedModel, cache_keyword, decoder_layers
 from tinymorph.lm.steering import Steering, steered
 from tinymorph.sae.feature_data import LOGIT_TOKENS, logit_effects
 from tinymorph.sae.loading import LoadedSAE
@@ -134,7 +134,7 @@ def probe_concept_rates(
             for _ in range(tokens):
                 nxt = step.logits[:, -1].argmax(-1, keepdim=True)  # (R, 1)
                 out = torch.cat([out, nxt], dim=1)
-                step = lm.model(input_ids=nxt, past_key_values=step.past_key_values, use_cache=True)
+                step = lm.model(input_ids=nxt, use_cache=True, **{cache_keyword(type(lm.model)): step.past_key_values})
         return out
 
     def mean_acts(sequences: torch.Tensor) -> torch.Tensor:
