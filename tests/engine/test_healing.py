@@ -123,6 +123,24 @@ def test_greedy_first_makes_alternative_zero_the_likeliest_continuation(lm):
             assert mixed.alternatives[0] == greedy.alternatives[0]
 
 
+def test_a_steered_suggestion_also_holds_the_greedy_steered_continuation(lm):
+    from tinymorph.domain import SteeringSpec, SteeringTerm
+
+    direction = torch.randn(lm.d_model, generator=torch.Generator().manual_seed(0))
+    steering = SteeringSpec((SteeringTerm(0.5, direction=tuple(direction.tolist()), label="random"),))
+    greedy = Generator(lm, 31).suggest(
+        SuggestRequest(1, "abc ", alternatives=1, max_new_tokens=6, temperature=0, steering=steering),
+        lambda: False, lambda *_: None)
+    plain = Generator(lm, 31).suggest(SuggestRequest(1, "abc ", alternatives=1, max_new_tokens=6, temperature=0),
+                                      lambda: False, lambda *_: None)
+    assert greedy is not None and plain is not None and greedy.alternatives != plain.alternatives  # it steers
+    for seed in range(3):
+        mixed = Generator(lm, 31).suggest(
+            SuggestRequest(1, "abc ", alternatives=3, max_new_tokens=6, temperature=1.5, seed=seed, steering=steering),
+            lambda: False, lambda *_: None)
+        assert mixed is not None and greedy.alternatives[0] in mixed.alternatives
+
+
 def test_the_confidence_cut_shortens_unsteered_suggestions_and_never_steered_ones(lm):
     from tinymorph.domain import SteeringSpec, SteeringTerm
 

@@ -103,8 +103,9 @@ class Generator:
         `prefill_threads`: torch threads for a prefill of more than LONG_PREFILL_TOKENS new tokens
         (0, or fewer than torch's current count: no change). `heal_words`: finish the word being
         typed by token healing (`engine.healing`); False: only continue after a word's end, as
-        before (the benchmark's control). `greedy_first`: with no steering, alternative 0 is the
-        greedy continuation, the others sampled. `first_by_logprob` (the benchmark's other arm): with
+        before (the benchmark's control). `greedy_first`: alternative 0 is the greedy continuation,
+        steered or not (steered, it halved the perplexity rise of concept sliders at the same
+        concept rate: docs/steering.md), the others sampled. `first_by_logprob` (the benchmark's other arm): with
         no steering, the rows come back by their tokens' total log-probability, best first (a
         log-softmax over the vocabulary each step). `concept_ease`: once an alternative has drawn a
         token that says a concept slider's concept (`ConceptMeter.mentions`), the push on that
@@ -296,7 +297,7 @@ class Generator:
         last_row = prefix.lens.pop()
         if self.sae is not None:
             on_lens(self.lens(last_row))
-        greedy_first = self.greedy_first and steering.is_empty
+        greedy_first = self.greedy_first
         # A slider asks for text the unsteered model would not write: its tokens are less sure,
         # and cutting at the first unsure one hid the concept (docs/suggestions.md). Cut only
         # what no slider shapes.

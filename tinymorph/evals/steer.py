@@ -52,7 +52,7 @@ class Decoding:
             return f"greedy, up to {self.tokens} tokens cut at a sentence end"
         cut = f" or where confidence falls below {self.confidence:g}" if self.confidence > 0 else ""
         return (
-            f"sampled at temperature {self.temperature:g} (min-p {MIN_P:g}; unsteered, the first greedy), "
+            f"sampled at temperature {self.temperature:g} (min-p {MIN_P:g}; the first greedy), "
             f"{self.alternatives} alternatives, up to {self.tokens} tokens cut at a sentence end{cut}, the one "
             "the editor shows first"
         )
