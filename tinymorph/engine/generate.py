@@ -104,8 +104,8 @@ class Generator:
         (0, or fewer than torch's current count: no change). `heal_words`: finish the word being
         typed by token healing (`engine.healing`); False: only continue after a word's end, as
         before (the benchmark's control). `greedy_first`: alternative 0 is the greedy continuation,
-        steered or not (steered, it halved the perplexity rise of concept sliders at the same
-        concept rate: docs/steering.md), the others sampled. `first_by_logprob` (the benchmark's other arm): with
+        steered or not (steered, it lowered the perplexity rise of concept sliders at about the
+        same concept rate: docs/steering.md), the others sampled. `first_by_logprob` (the benchmark's other arm): with
         no steering, the rows come back by their tokens' total log-probability, best first (a
         log-softmax over the vocabulary each step). `concept_ease`: once an alternative has drawn a
         token that says a concept slider's concept (`ConceptMeter.mentions`), the push on that

@@ -263,10 +263,10 @@ def finetune_kl(
         hidden_pre = sae.hidden_pre(x)  # (B, T, d_sae)
         acts = sae.topk(hidden_pre)
         x_hat = sae.decode(acts)
+        error = x - x_hat
         denominator = (x - x.mean((0, 1))).pow(2).sum()
-        terms["mse"] = (x - x_hat).pow(2).sum() / denominator
-        dead = since_fired >= dead_steps
-        terms["aux"] = aux_loss(sae, hidden_pre, (x - x_hat).detach(), dead, denominator)
+        terms["mse"] = error.pow(2).sum() / denominator
+        terms["aux"] = aux_loss(sae, hidden_pre, error.detach(), since_fired >= dead_steps, denominator)
         fired = (acts.detach() > 0).flatten(0, -2).any(0)
         since_fired.add_(1).masked_fill_(fired, 0)
         return x_hat
