@@ -9,6 +9,7 @@ and `ghost_latency`. Linux only (pty). Imports no torch. Used by `tinymorph benc
 import contextlib
 import os
 import pty
+import select
 import signal
 import statistics
 import struct
@@ -25,10 +26,10 @@ CTRL_S, CTRL_Q, CTRL_END = "\x13", "\x11", "\x1b[1;5F"
 
 
 class Terminal:
-    """`python -m tinymorph ARGS` in a pseudo-terminal of COLUMNS x ROWS. Raises ImportError
-    without the `pyte` package (the bench extra)."""
+    """`python -m tinymorph ARGS` (or `program` ARGS) in a pseudo-terminal of COLUMNS x ROWS.
+    Raises ImportError without the `pyte` package (the bench extra)."""
 
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], program: list[str] | None = None) -> None:
         import fcntl
         import termios
 
@@ -43,9 +44,13 @@ class Terminal:
         self.seen_at: float | None = None
         self.feed_errors: list[str] = []
         """pyte errors on chunks of output (each such chunk was not drawn on the screen)."""
+        argv = [*(program or [sys.executable, "-m", "tinymorph"]), *args]
+        # The reader waits on this pipe as well as on the terminal, so that `close` can end it
+        # before the terminal's descriptor is closed and its number given to the next one.
+        self._stop_r, self._stop_w = os.pipe()
         self.pid, self.fd = pty.fork()
         if self.pid == 0:  # the child: become tinymorph
-            os.execve(sys.executable, [sys.executable, "-m", "tinymorph", *args], env)
+            os.execve(argv[0], argv, env)
         fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -53,6 +58,9 @@ class Terminal:
     def _read(self) -> None:
         while True:
             try:
+                readable, _, _ = select.select([self.fd, self._stop_r], [], [])
+                if self._stop_r in readable:
+                    return
                 chunk = os.read(self.fd, 65536)
             except OSError:
                 return
@@ -117,11 +125,21 @@ class Terminal:
         return sent
 
     def close(self) -> None:
-        """End the process (SIGKILL if Ctrl+Q did not) and the terminal."""
+        """End the process (SIGKILL if Ctrl+Q did not), the reader thread, then the terminal.
+
+        The reader must be gone before the descriptor is closed. A process the program started
+        (the editor's model worker) can keep the terminal open after the program has died, so the
+        reader would never see its end. Blocked in `os.read` on a closed descriptor, it then read
+        from whatever terminal the next `Terminal` opened under the same number, taking its output
+        away from that one's screen. In `bench --only sae` the second editor's keys then showed up
+        to 2 s late (seen when the bench ran in the background)."""
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGKILL)
         os.waitpid(self.pid, 0)
-        os.close(self.fd)
+        os.write(self._stop_w, b"x")
+        self.reader.join()
+        for fd in (self.fd, self._stop_r, self._stop_w):
+            os.close(fd)
 
 
 @dataclass
