@@ -215,12 +215,11 @@ class Generator:
         self._prefix = PrefixCache(ids, cache, steering_key, kept + fresh)
         return (out if logits else None), reuse
 
-    def _draw(self, logits: torch.Tensor, temperature: float, generator: torch.Generator,
-              greedy_first: bool) -> torch.Tensor:
+    def _draw(self, logits: torch.Tensor, temperature: float, generator: torch.Generator) -> torch.Tensor:
         """One token per row of `logits` (n, V): sampled, or for row 0 the likeliest when
-        `greedy_first`. Returns (n,)."""
+        `self.greedy_first`. Returns (n,)."""
         tokens = self.sample(logits, temperature, generator)  # (n,)
-        if greedy_first:
+        if self.greedy_first:
             tokens[0] = logits[0].argmax()
         return tokens
 
@@ -297,14 +296,13 @@ class Generator:
         last_row = prefix.lens.pop()
         if self.sae is not None:
             on_lens(self.lens(last_row))
-        greedy_first = self.greedy_first
         # A slider asks for text the unsteered model would not write: its tokens are less sure,
         # and cutting at the first unsure one hid the concept (docs/suggestions.md). Cut only
         # what no slider shapes.
         confidence = req.confidence if steering.is_empty and rank_by is None else 0.0
         remaining: list[str | None] = [required] * n  # per row: typed characters yet to spell (None: cannot)
         logits = self.speller.constrain(last.expand(n, -1), [required] * n)  # (n, V): every row starts alike
-        tokens = self._draw(logits, req.temperature, generator, greedy_first)  # (n,)
+        tokens = self._draw(logits, req.temperature, generator)  # (n,)
         gap = logits.amax(-1) - logits.gather(-1, tokens[:, None]).squeeze(-1)  # (n,)
         by_logprob = self.first_by_logprob and steering.is_empty and rank_by is None
         logprob = torch.zeros(n)  # (n,) summed log-probability of each row's tokens, when by_logprob
@@ -384,7 +382,7 @@ class Generator:
                 steps += 1
                 live_rows.append(live)
                 logits = self.speller.constrain(logits, [r or "" for r in remaining])
-                tokens = self._draw(logits, req.temperature, generator, greedy_first)
+                tokens = self._draw(logits, req.temperature, generator)
                 gap = logits.amax(-1) - logits.gather(-1, tokens[:, None]).squeeze(-1)
                 step_lp = log_probs(logits, tokens) if by_logprob else None
         surprise = (gaps / torch.tensor([max(1, len(g)) for g in generated])).tolist()  # mean gap per row
