@@ -319,3 +319,13 @@ def test_a_steered_suggestion_differs_from_the_unsteered_one(lm, sae):
     assert a is not None and b is not None and again is not None
     assert a.alternatives == again.alternatives  # the control: same seed, same text
     assert b.alternatives != a.alternatives
+
+
+def test_lens_of_shows_what_the_editor_shows_after_the_same_text(lm, sae):
+    """`features lens` and `eval-lens` call `Generator.lens_of`; the editor gets the lens from
+    `suggest`. Both must cover the same last LENS_TOKENS tokens (lens_of once left out the last)."""
+    text = "The sea was calm and the boats came home to the harbour before the storm reached the town"
+    editor = lens_of(Generator(lm, 63, sae, heal_words=False), text)
+    cli = Generator(lm, 63, sae, heal_words=False).lens_of(text)
+    assert [i for i, _ in cli] == [i for i, _ in editor]
+    assert [v for _, v in cli] == pytest.approx([v for _, v in editor], rel=1e-4)

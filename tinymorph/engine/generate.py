@@ -162,7 +162,9 @@ class Generator:
         its last LENS_TOKENS tokens are summarized. (index, score) best first; empty without an
         SAE."""
         self.prefill(self.context_ids(text))
-        return self.lens()
+        # The prefix now holds the last token's row too (in `suggest` it is passed as `last`).
+        rows = self._prefix.lens if self._prefix is not None else []
+        return summarize(rows, self.lens_groups, MIN_LENS_SCORE)
 
     def prefill(
         self, ids: list[int], steering_key: tuple = (), logits: bool = False
