@@ -93,3 +93,19 @@ def test_a_topic_is_where_input_and_output_agree():
                  context("they went out at night", "went")], promoted=(" afterwards", " then", " later"))
     label, topical = readable_label(went)
     assert label.startswith("went") and not topical  # a word it fires on, but no topic
+
+
+def test_one_context_of_many_does_not_make_a_topic():
+    """A word the feature promotes, near the peak of 1 of 24 contexts, is an anecdote; in 2 it agrees."""
+    others = [context(f"she walked along the {w} slowly", w, act=30) for w in
+              ("road", "shore", "lane", "river", "field", "hedge", "wall", "street", "bridge", "meadow", "path",
+               "fence", "gate", "square", "market", "yard", "track", "canal", "harbour", "station", "church")]
+    promoted = (" garden", " lawn", " kitchen", " DIY")
+    once = info([context("we cleaned the kitchen floor", "kitchen"), *others, context("the soil was wet", "soil"),
+                 context("dust lay on the shelf", "shelf")], promoted=promoted)
+    twice = info([context("we cleaned the kitchen floor", "kitchen"), *others, context("in the kitchen at noon", "kitchen"),
+                  context("dust lay on the shelf", "shelf")], promoted=promoted)
+    assert len(once.contexts) == len(twice.contexts) == 24
+    assert readable_label(once)[1] is False
+    label, topical = readable_label(twice)
+    assert topical and label.startswith("kitchen")

@@ -52,6 +52,13 @@ AGREE_SHARE = 0.25
 """Least fraction of a feature's top contexts a word must appear in (near the peak) to be part of
 its label: words its contexts agree on. Chosen on the lens development sentences
 (docs/evals/lens-topics.toml, [[dev]] only)."""
+TOPIC_SHARE = 0.08
+"""Least fraction of a feature's top contexts in which a word it also promotes must appear near
+the peak for the feature to be a topic (`input_output_words`): 2 of the 24 contexts a build
+scans. One context is an anecdote ("kitchen" in 1 of 24 contexts of a feature that promotes
+`garden, lawn, DIY` made the label `kitchen, garden`, shown on 7 of the 40 dev sentences about
+dogs, hiking, snow ...). Chosen on the lens development sentences (docs/evals/lens-topics.toml,
+[[dev]] only, offline replay: docs/sae.md)."""
 WINDOW = 2
 """Words on each side of a context's peak that count (at `NEAR` of the peak word's weight)."""
 NEAR = 0.35
@@ -203,11 +210,13 @@ def same_stem(a: str, b: str, letters: int = STEM) -> bool:
 
 
 def input_output_words(info: FeatureInfo) -> list[str]:
-    """The content words near the peaks of `info`'s contexts (strongest first) that share a stem
-    with a content word its decoder direction promotes: where what it fires on and what it makes
-    the model write agree. Empty for most features of function words, syntax and noise."""
+    """The content words near the peaks of at least `TOPIC_SHARE` of `info`'s contexts
+    (strongest first) that share a stem with a content word its decoder direction promotes: where
+    what it fires on and what it makes the model write agree. Empty for most features of function
+    words, syntax and noise."""
     outputs = _written_content(info)
-    return [w for w in fires_on(info) if any(same_stem(w, o) for o in outputs)]
+    return [w for w, _weight, share in _context_words(info)
+            if share >= TOPIC_SHARE and any(same_stem(w, o) for o in outputs)]
 
 
 def _written_content(info: FeatureInfo) -> list[str]:

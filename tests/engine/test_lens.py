@@ -7,7 +7,7 @@ from tinymorph.engine.lens import LENS_FEATURES, LENS_TOKENS, summarize
 
 def test_the_lens_averages_the_last_positions_and_forgets_older_ones():
     old = [((99, 5.0),)] * 3  # strong, but before the window: the writer has moved on
-    recent = [((1, 0.6), (2, 0.2)), None, ((1, 0.4), (3, 0.9))] + [((4, 0.08),)] * (LENS_TOKENS - 3)
+    recent = [((1, 0.6), (2, 0.2)), None, ((1, 0.4), (3, 0.9))] + [((4, 0.05),)] * (LENS_TOKENS - 3)
     got = summarize(old + recent)
     ids = [i for i, _ in got]
     assert 99 not in ids

@@ -15,18 +15,20 @@ from tinymorph.features import FeatureData
 from tinymorph.lens_table import LensTable, floored_max_act, weight_of
 from tinymorph.lm.steering import FeatureSource
 
-LENS_TOKENS = 12
-"""The feature lens looks at this many tokens before the cursor (about a sentence): a feature that
-stays lit over them says more about the text than one that flashes on one word."""
+LENS_TOKENS = 16
+"""The feature lens looks at this many tokens before the cursor (most of a sentence): a feature
+that stays lit over them says more about the text than one that flashes on one word. 16 against
+12 (and 20, 24) chosen on the lens development sentences with `MIN_LENS_SCORE` (docs/sae.md)."""
 LENS_FEATURES = 3
 """Features the lens reports (`FeaturesLit`), best first."""
 _LENS_KEEP = 16
 """Strongest features kept per position for the lens."""
-MIN_LENS_SCORE = 0.08
-"""The least score (`summarize`) of a feature the lens shows; below it, silence. Chosen on the
-lens development sentences (docs/evals/lens-topics.toml, [[dev]] only) for a 16k SAE, in an
-offline replay of the lens on the 7.08M-token checkpoint: from 0 to 0.08 the labels on topic went
-from 41% to 55% and the sentences whose topic was named from 82% to 78% (docs/sae.md)."""
+MIN_LENS_SCORE = 0.06
+"""The least score (`summarize`) of a feature the lens shows; below it, silence. Chosen with
+LENS_TOKENS on the lens development sentences (docs/evals/lens-topics.toml, [[dev]] only) for
+the shipped 16k SAE, in an offline replay of the lens over cached activations: at 0.04, 0.06
+and 0.08 the sentences whose topic was named went 90/85/78% and the labels on topic 50/53/54%,
+0.08 leaving 3 of 40 sentences silent (docs/sae.md)."""
 
 LensRow = tuple[tuple[int, float], ...] | None
 """(feature, activation) pairs of one position, strongest first; None where not encoded (BOS)."""
