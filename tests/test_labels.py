@@ -101,10 +101,9 @@ def test_one_context_of_many_does_not_make_a_topic():
               ("road", "shore", "lane", "river", "field", "hedge", "wall", "street", "bridge", "meadow", "path",
                "fence", "gate", "square", "market", "yard", "track", "canal", "harbour", "station", "church")]
     promoted = (" garden", " lawn", " kitchen", " DIY")
-    once = info([context("we cleaned the kitchen floor", "kitchen"), *others, context("the soil was wet", "soil"),
-                 context("dust lay on the shelf", "shelf")], promoted=promoted)
-    twice = info([context("we cleaned the kitchen floor", "kitchen"), *others, context("in the kitchen at noon", "kitchen"),
-                  context("dust lay on the shelf", "shelf")], promoted=promoted)
+    kitchen, shelf = context("we cleaned the kitchen floor", "kitchen"), context("dust lay on the shelf", "shelf")
+    once = info([kitchen, *others, context("the soil was wet", "soil"), shelf], promoted=promoted)
+    twice = info([kitchen, *others, context("in the kitchen at noon", "kitchen"), shelf], promoted=promoted)
     assert len(once.contexts) == len(twice.contexts) == 24
     assert readable_label(once)[1] is False
     label, topical = readable_label(twice)
