@@ -77,8 +77,9 @@ class FeatureInfo:
     (`tinymorph.sae.output_score.probe_concept_rates`); None when not measured."""
 
     topical: bool | None = None
-    """Whether it is a topic: a content word near the peaks of its contexts shares its stem with a
-    content word its decoder direction promotes (`tinymorph.labels.input_output_words`). The
+    """Whether it is a topic: a content word near the peaks of its contexts (at least 2 of 24,
+    `labels.TOPIC_SHARE`) shares its stem with a content word its decoder direction promotes
+    (`tinymorph.labels.input_output_words`). The
     feature lens shows topics only; None when not labelled."""
 
     context_words: tuple[tuple[str, float, float], ...] = ()
