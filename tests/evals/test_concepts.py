@@ -2,6 +2,7 @@
 decoding and differ only in what they test; the judge matches whole words."""
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -90,11 +91,12 @@ def test_the_command_writes_the_report(tiny_model_dir, tmp_path):
     text.write_text("The boats came home. " * 40 + "\n\n" + "She wrote letters at night. " * 40)
     concepts = tmp_path / "c.toml"
     concepts.write_text('[[concept]]\nname = "the sea"\nquery = "sea"\nwords = ["sea"]\n')
-    out = tmp_path / "report.json"
+    out, md = tmp_path / "report.json", tmp_path / "report.md"
     assert main(["steer", "eval", "--text", str(text), "--concepts", str(concepts), "--prompts", "1", "--tokens", "4",
-                 "--json", str(out), "--sae", str(sae), "--model", str(tiny_model_dir)]) == 0
+                 "--json", str(out), "--markdown", str(md), "--sae", str(sae), "--model", str(tiny_model_dir)]) == 0
     report = json.loads(out.read_text())
     assert report["command"].startswith("tinymorph steer eval --text") and len(report["concepts"]) == 1
+    assert "| vs unsteered | vs selection |" in md.read_text()
 
 
 def test_prompts_come_from_a_folder_or_a_file(tmp_path):
@@ -104,3 +106,12 @@ def test_prompts_come_from_a_folder_or_a_file(tmp_path):
     assert prompts_from(tmp_path / "a.txt", 1, [], "all") == [" ".join(["word"] * 60)]
     with pytest.raises(ConfigError, match="gives 1 prompts"):
         prompts_from(Path(tmp_path), 3, [], "all")
+
+
+def test_the_perplexity_rise_is_over_unsteered_or_over_selection():
+    from tinymorph.evals.concepts import perplexity_rise
+
+    totals = {"unsteered": {"perplexity": 2.0}, "selection": {"perplexity": 4.0}, "steered": {"perplexity": 6.0}}
+    assert perplexity_rise(totals, "steered") == pytest.approx(2.0)  # +200% over the short, sure suggestions
+    assert perplexity_rise(totals, "steered", "selection") == pytest.approx(0.5)  # the push alone
+    assert math.isnan(perplexity_rise(totals, "prompted"))

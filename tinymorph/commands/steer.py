@@ -124,7 +124,9 @@ def run_concepts(args: argparse.Namespace, gen, data, prompts, decoding, console
     out.print(table)
     for arm in ARMS:
         out.print(f"{arm}: concept {totals[arm]['concept_rate']:.0%}, perplexity {totals[arm]['perplexity']:.2f} "
-                  f"({perplexity_rise(totals, arm):+.0%} vs unsteered), repetition {totals[arm]['repetition']:.1%}")
+                  f"({perplexity_rise(totals, arm):+.0%} vs unsteered, "
+                  f"{perplexity_rise(totals, arm, 'selection'):+.0%} vs selection), "
+                  f"repetition {totals[arm]['repetition']:.1%}")
     if args.json:
         report = as_json(results)
         report["command"] = _command(args)
@@ -135,10 +137,11 @@ def run_concepts(args: argparse.Namespace, gen, data, prompts, decoding, console
             f"{len(cases)} concepts, {len(prompts)} prompts each, {decoding.describe()}; concept sliders at "
             f"{shown(strength)}. Each cell: concept rate / median perplexity under the unsteered model / "
             "share of repeated word 3-grams.", "",
-            "| arm | concept rate (median) | median perplexity | vs unsteered | repetition |",
-            "|---|---:|---:|---:|---:|",
+            "| arm | concept rate (median) | median perplexity | vs unsteered | vs selection | repetition |",
+            "|---|---:|---:|---:|---:|---:|",
             *(f"| {a} | {totals[a]['concept_rate']:.0%} | {totals[a]['perplexity']:.2f} | "
-              f"{perplexity_rise(totals, a):+.0%} | {totals[a]['repetition']:.1%} |" for a in ARMS), "",
+              f"{perplexity_rise(totals, a):+.0%} | {perplexity_rise(totals, a, 'selection'):+.0%} | "
+              f"{totals[a]['repetition']:.1%} |" for a in ARMS), "",
             "| concept | query | " + " | ".join(ARMS) + " |", "|---|---|" + "---|" * len(ARMS),
             *(f"| {r.case.name} | {r.case.query} | " + " | ".join(
                 f"{r.arms[a].concept_rate:.0%} / {r.arms[a].perplexity:.1f} / {r.arms[a].repetition:.0%}"

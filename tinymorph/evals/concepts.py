@@ -5,7 +5,8 @@ Owns: `tinymorph steer eval --concepts`'s numbers. For each concept (`name`, `qu
 writer types, `words`: only to judge) and each held-out prompt, four suggestions are made with
 the editor's own `Generator.suggest`, sharing the prompt, the seed, the decoding and the number
 of alternatives:
-- unsteered: no slider, the editor's suggestion as a writer sees it;
+- unsteered: no slider, the editor's suggestion as a writer sees it (cut after the first word
+  where confidence ends, which no arm under a slider's ranking is);
 - selection: the null control, the concept slider's ranking of the alternatives with no push
   (strength 0): what choosing among the samples does by itself;
 - steered: the concept slider made from `query` at its strength (it ranks by itself);
@@ -192,7 +193,10 @@ def as_json(results: list[ConceptResult]) -> dict[str, object]:
     return {"concepts": [r.as_dict() for r in results], "summary": summary(results)}
 
 
-def perplexity_rise(totals: dict[str, dict[str, float]], arm: str) -> float:
-    """The arm's median perplexity over the unsteered arm's, minus 1 (nan when unknown)."""
-    base = totals.get("unsteered", {}).get("perplexity", math.nan)
+def perplexity_rise(totals: dict[str, dict[str, float]], arm: str, base_arm: str = "unsteered") -> float:
+    """The arm's median perplexity over `base_arm`'s, minus 1 (nan when unknown). Over
+    "selection" it is the push alone: the unsteered arm is the editor's plain suggestion, cut
+    after the first word where confidence ends, while the arms under a slider's ranking are not
+    cut there and show the ranking's pick (docs/steering.md: 3 words against 12 on modern prose)."""
+    base = totals.get(base_arm, {}).get("perplexity", math.nan)
     return totals.get(arm, {}).get("perplexity", math.nan) / base - 1 if base else math.nan
