@@ -22,13 +22,12 @@ def test_the_terminal_harness_sees_every_key_painted_and_reads_the_file(tmp_path
     assert run.lost_or_reordered == 2
 
 
-
 @pytest.mark.skipif(sys.platform != "linux", reason="a Linux pseudo-terminal")
 def test_a_closed_terminal_stops_reading_before_the_next_one_can_take_its_number():
     from tinymorph.bench.keys import Terminal
 
-    # As the editor's model worker does, a process the program started keeps the terminal open
-    # after the program is killed, and writes to it later.
+    # A process the program started keeps the terminal open after the program is killed, and
+    # writes to it later (the editor starts model processes, which may do the same).
     first = Terminal(["-c", "(sleep 1; echo late) & echo first; sleep 30"], dict(os.environ), program=["/bin/sh"])
     first.wait_for(("first",), timeout=10)
     first.close()
@@ -42,6 +41,7 @@ def test_a_closed_terminal_stops_reading_before_the_next_one_can_take_its_number
         assert [w for w in lines if w not in shown] == []  # no output went to the first's reader
     finally:
         second.close()
+
 
 class Suggests:
     """Stands in for the Generator: answers with the next words of the text (right) or junk."""

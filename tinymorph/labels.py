@@ -53,12 +53,12 @@ AGREE_SHARE = 0.25
 its label: words its contexts agree on. Chosen on the lens development sentences
 (docs/evals/lens-topics.toml, [[dev]] only)."""
 TOPIC_SHARE = 0.08
-"""Least fraction of a feature's top contexts in which a word it also promotes must appear near
-the peak for the feature to be a topic (`input_output_words`): 2 of the 24 contexts a build
-scans. One context is an anecdote ("kitchen" in 1 of 24 contexts of a feature that promotes
-`garden, lawn, DIY` made the label `kitchen, garden`, shown on 7 of the 40 dev sentences about
-dogs, hiking, snow ...). Chosen on the lens development sentences (docs/evals/lens-topics.toml,
-[[dev]] only, offline replay: docs/sae.md)."""
+"""Least fraction of a feature's top contexts in which a word it also promotes must appear near the
+peak for the feature to be a topic (`input_output_words`): 2 of the 24 contexts a build scans (a
+rare feature with 12 or fewer contexts passes with 1). One context is an anecdote ("kitchen" in 1 of
+24 contexts of a feature that promotes `garden, lawn, DIY` made the label `kitchen, garden`, shown
+on 7 of the 40 dev sentences about dogs, hiking, snow ...). Chosen on the lens development sentences
+(docs/evals/lens-topics.toml, [[dev]] only, offline replay: docs/sae.md)."""
 WINDOW = 2
 """Words on each side of a context's peak that count (at `NEAR` of the peak word's weight)."""
 NEAR = 0.35

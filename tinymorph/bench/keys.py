@@ -127,12 +127,12 @@ class Terminal:
     def close(self) -> None:
         """End the process (SIGKILL if Ctrl+Q did not), the reader thread, then the terminal.
 
-        The reader must be gone before the descriptor is closed. A process the program started
-        (one of the editor's model processes) can keep the terminal open after the program has died, so the
-        reader would never see its end. Blocked in `os.read` on a closed descriptor, it then read
-        from whatever terminal the next `Terminal` opened under the same number, taking its output
-        away from that one's screen. In `bench --only sae` the second editor's keys then showed up
-        to 2 s late (seen when the bench ran in the background)."""
+        The reader must be gone before the descriptor is closed. A process the program started (the
+        editor starts model processes; which one held it was not checked) can keep the terminal open
+        after the program has died, so the reader would never see its end. Blocked in `os.read` on a
+        closed descriptor, it then read from whatever terminal the next `Terminal` opened under the
+        same number, taking its output away from that one's screen. In `bench --only sae` the second
+        editor's keys then showed up to 2 s late (seen when the bench ran in the background)."""
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGKILL)
         os.waitpid(self.pid, 0)
