@@ -5,7 +5,7 @@ contexts and promoted words agree are topics (the lens shows those alone)."""
 import re
 
 from tinymorph.features import FeatureContext, FeatureInfo
-from tinymorph.labels import readable_label
+from tinymorph.labels import readable_label, writes_words
 
 
 def context(text: str, peak_word: str, act: int = 100) -> FeatureContext:
@@ -108,3 +108,10 @@ def test_one_context_of_many_does_not_make_a_topic():
     assert readable_label(once)[1] is False
     label, topical = readable_label(twice)
     assert topical and label.startswith("kitchen")
+
+
+def test_writes_words_finds_a_whole_word_of_the_same_stem():
+    assert writes_words("In those Years the harvest failed.", ["year", "annum"])
+    assert writes_words("the sailor's boat", ["sailors"])
+    assert not writes_words("yesterday, ye", ["year"])  # "ye" is shorter than a stem: it must be equal
+    assert not writes_words("a yearling", []) and not writes_words("", ["year"])

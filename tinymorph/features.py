@@ -26,7 +26,8 @@ SCORE_DIGITS = 6
 """Decimals an output score is stored with (the probe's candidates are chosen on that value)."""
 STEERS_CONCEPT_RATE = 0.5
 """Probe concept rate from which a feature is shown as one that steers: on at least half the
-probe prompts, the text written while steering with it makes it fire more."""
+probe prompts, the text written while steering with it has one of its words and the unsteered
+text has none (`tinymorph.sae.output_score.probe_word_rates`)."""
 
 
 @dataclass(frozen=True)
@@ -72,9 +73,11 @@ class FeatureInfo:
     not measured. Features near 0 detect their topic but do not make the model write it."""
 
     concept_rate: float | None = None
-    """Fraction of probe prompts (training-side text) on which it fires more over a continuation
-    steered with it at +0.2 than over the unsteered one
-    (`tinymorph.sae.output_score.probe_concept_rates`); None when not measured."""
+    """Fraction of probe prompts (training-side text) on which a greedy continuation steered with
+    it at +0.2 writes one of the first 8 English words it promotes (`labels.writes`; its label
+    shows the first 3) and the unsteered continuation writes none (`tinymorph.sae.output_score.probe_word_rates`; feature
+    files scored before 2026-12-05 hold the earlier probe: its own activation rose); None when
+    not measured."""
 
     topical: bool | None = None
     """Whether it is a topic: a content word near the peaks of its contexts (at least 2 of 24,
@@ -89,8 +92,9 @@ class FeatureInfo:
 
     @property
     def steers(self) -> bool:
-        """True when steering with it writes its words (output score >= `STEERS_SCORE`) and the
-        text written shows it (probe concept rate >= `STEERS_CONCEPT_RATE`). Unmeasured: False."""
+        """True when steering with it moves next-token probability onto its words (output score
+        >= `STEERS_SCORE`) and the text it writes has them (probe concept rate >=
+        `STEERS_CONCEPT_RATE`). Unmeasured: False."""
         return (
             self.output_score is not None
             and self.output_score >= STEERS_SCORE

@@ -209,6 +209,15 @@ def same_stem(a: str, b: str, letters: int = STEM) -> bool:
     return a[:letters] == b[:letters] if min(len(a), len(b)) >= letters else a == b
 
 
+def writes_words(text: str, words: Sequence[str]) -> bool:
+    """True when a whole word of `text` shares its stem with one of `words` (`same_stem`, case
+    ignored): "years" in the text for a feature that writes "year". The judge of whether steering
+    with a feature wrote what its label says (`sae.output_score.probe_word_rates`, `tinymorph
+    steer eval`)."""
+    targets = [w.lower() for w in words]
+    return any(same_stem(w.lower(), t) for w in _WORD.findall(text) for t in targets)
+
+
 def input_output_words(info: FeatureInfo) -> list[str]:
     """The content words near the peaks of at least `TOPIC_SHARE` of `info`'s contexts
     (strongest first) that share a stem with a content word its decoder direction promotes: where

@@ -10,7 +10,7 @@ from tests.builders import save_topk_sae
 from tests.ui.fakes import tiny_feature_data
 from tinymorph.domain import SteeringSpec, SteeringTerm
 from tinymorph.engine.generate import Generator
-from tinymorph.engine.protocol import SuggestRequest
+from tinymorph.engine.protocol import SuggestionReady, SuggestRequest
 from tinymorph.evals.steer import (
     Decoding,
     decode_throughput,
@@ -47,6 +47,24 @@ def test_steer_eval_fills_the_table_with_a_control_row_per_feature(tiny_lm, sae)
     results = steer_eval(tiny_lm, sae, data, ["The sea was", "Boats came"], [3, 5], [0.5, 2.0], decoding=SAMPLED)
     assert [(r.feature, r.strength) for r in results] == [(3, 0.0), (3, 0.5), (3, 2.0), (5, 0.0), (5, 0.5), (5, 2.0)]
     assert all(0 <= r.concept_rate <= 1 and r.perplexity_unsteered > 0 for r in results)
+
+
+def test_writes_its_words_counts_suggestions_with_the_label_words_the_unsteered_one_lacks(tiny_lm, sae, monkeypatch):
+    """The judge reads the shown text: feature 3 writes "year"; on the first prompt the unsteered
+    suggestion already says "year" (no credit), on the second only the pushed one does."""
+    data = build_feature_data(tiny_lm, sae, token_sequences(iter(["the boats came home. " * 8]), tiny_lm.tokenizer, 32))
+    features = list(data.features)
+    features[3] = dataclasses.replace(features[3], promoted=((" year", 5.0), ("年", 4.0)))
+    data = dataclasses.replace(data, features=tuple(features))
+    texts = {(): ["a year ago", "the sea"], (0.0,): ["a year ago", "the sea"], (2.0,): ["three years", "many Years"]}
+
+    def fake(_gen, text, spec, _decoding, seed=0, rank_by=None):
+        k = ["The sea was", "Boats came"].index(text)
+        return SuggestionReady(0, (texts[tuple(t.strength for t in spec.terms)][k],), 0.0, 0.0, 0, 0)
+
+    monkeypatch.setattr("tinymorph.evals.steer.shown_suggestion", fake)
+    results = steer_eval(tiny_lm, sae, data, ["The sea was", "Boats came"], [3], [2.0], decoding=SAMPLED)
+    assert [(r.strength, r.words_rate) for r in results] == [(0.0, 0.0), (2.0, 0.5)]
 
 
 def test_the_control_row_ranks_like_the_steered_rows_and_pushes_nothing(tiny_lm, sae, monkeypatch):

@@ -1,16 +1,18 @@
 """Output scores (Arad et al. 2025): each feature steered in a batch equals steering it alone."""
 
+import re
+
 import pytest
 import torch
 
 from tests.builders import save_topk_sae
 from tinymorph.domain import SteeringSpec, SteeringTerm
+from tinymorph.labels import writes_words
 from tinymorph.lm.model import decoder_layers
 from tinymorph.lm.steering import resolve_steering, steered
 from tinymorph.sae.feature_data import logit_effects
 from tinymorph.sae.loading import load_sae
-from tinymorph.sae.output_score import CANDIDATES, output_scores, probe_concept_rates, promoted_words, word_tokens
-from tinymorph.sae.search import feature_activations
+from tinymorph.sae.output_score import CANDIDATES, output_scores, probe_word_rates, promoted_words, word_tokens
 
 
 @pytest.fixture
@@ -59,28 +61,38 @@ def test_batched_scores_equal_steering_each_feature_alone(tiny_lm, sae):
     assert float(scores.abs().max()) > 1e-3  # steering moved something
 
 
-def test_the_probe_concept_rate_is_steer_evals_measure_batched(tiny_lm, sae):
+def test_the_probe_rate_is_the_share_of_prompts_whose_steered_text_has_the_words(tiny_lm, sae):
     prompts = _prompts(tiny_lm)
     features = [0, 3, 7, 11]
-    rates = probe_concept_rates(tiny_lm, sae, prompts, features, strength=2.0, tokens=5, batch=3)
-    for feature, rate in zip(features, rates.tolist(), strict=True):
-        shows = 0
-        for ids in prompts:
-            text = tiny_lm.tokenizer.decode(ids[1:])
-            base = _greedy(tiny_lm, ids, None, 5)
-            mine = _greedy(tiny_lm, ids, resolve_steering(
-                SteeringSpec((SteeringTerm(2.0, feature=feature),)), 64, tiny_lm.median_norm, sae), 5)
-            acts = [feature_activations(tiny_lm, sae, text + tiny_lm.tokenizer.decode(c))[-5:, feature].mean()
-                    for c in (mine, base)]
-            shows += float(acts[0]) > float(acts[1])
-        assert rate == pytest.approx(shows / len(prompts)), feature
+
+    def greedy(ids, feature):
+        steering = None if feature is None else resolve_steering(
+            SteeringSpec((SteeringTerm(2.0, feature=feature),)), 64, tiny_lm.median_norm, sae)
+        return tiny_lm.tokenizer.decode(_greedy(tiny_lm, ids, steering, 5))
+
+    base = [greedy(ids, None) for ids in prompts]
+    steered_texts = {f: [greedy(ids, f) for ids in prompts] for f in features}
+    # Each feature is judged by the words its own steered text wrote on the first prompt (so the
+    # probe has something to find), the last by a word nobody writes.
+    words = [re.findall(r"[a-z]+", steered_texts[f][0].lower())[:2] for f in features[:-1]] + [["zzzzzz"]]
+    rates = probe_word_rates(tiny_lm, sae, prompts, features, words, strength=2.0, tokens=5, batch=3)
+    for k, (feature, rate) in enumerate(zip(features, rates.tolist(), strict=True)):
+        has = [writes_words(text, words[k]) for text in steered_texts[feature]]
+        not_base = [not writes_words(text, words[k]) for text in base]
+        assert rate == pytest.approx(sum(h and n for h, n in zip(has, not_base, strict=True)) / len(prompts)), feature
+    assert float(rates[-1]) == 0
     assert float(rates.max()) > 0
 
 
 def test_no_push_no_score_and_prompts_must_match(tiny_lm, sae):
     prompts = _prompts(tiny_lm)
     assert float(output_scores(tiny_lm, sae, prompts, strength=0.0).abs().max()) < 1e-6
-    assert float(probe_concept_rates(tiny_lm, sae, prompts, [0, 1], strength=0.0, tokens=3).max()) == 0
+    base_words = re.findall(r"[a-z]+", tiny_lm.tokenizer.decode(_greedy(tiny_lm, prompts[0], None, 3)).lower())
+    # No push: the steered text is the unsteered text, so it never has a word the unsteered one lacks.
+    rates = probe_word_rates(tiny_lm, sae, prompts, [0, 1], [base_words, ["a"]], strength=0.0, tokens=3)
+    assert float(rates.max()) == 0
+    with pytest.raises(ValueError, match="one word list per feature"):
+        probe_word_rates(tiny_lm, sae, prompts, [0, 1], [["a"]])
     with pytest.raises(ValueError, match="equal length"):
         output_scores(tiny_lm, sae, [prompts[0], prompts[1][:-1]])
 

@@ -193,8 +193,10 @@ def run_build(args: argparse.Namespace) -> int:
 def run_score(args: argparse.Namespace) -> int:
     import dataclasses
 
+    from tinymorph.labels import LABEL_WORDS, content_word, writes
     from tinymorph.sae.corpus import open_corpus, spread_prompts
-    from tinymorph.sae.output_score import output_scores, probe_concept_rates
+    from tinymorph.sae.feature_data import LOGIT_TOKENS
+    from tinymorph.sae.output_score import output_scores, probe_word_rates
 
     console = Console(stderr=True)
     folder = feature_folder(args)
@@ -210,11 +212,12 @@ def run_score(args: argparse.Namespace) -> int:
             lm, sae, prompts, strength=args.strength, report=lambda done, _t: progress.update(task, completed=done)
         )
         output = [round(o, SCORE_DIGITS) for o in output.tolist()]  # as stored: the file agrees with the choice
-        candidates = [f.index for f, o in zip(data.features, output, strict=True) if o >= STEERS_SCORE and not f.dense]
-        task = progress.add_task(f"concept rate: {len(candidates)} features that write words", total=len(candidates))
-        rates = probe_concept_rates(
-            lm, sae, prompts[: args.probe_prompts], candidates, strength=args.strength,
-            report=lambda done, _t: progress.update(task, completed=done),
+        chosen = [f for f, o in zip(data.features, output, strict=True) if o >= STEERS_SCORE and not f.dense]
+        candidates = [f.index for f in chosen]
+        task = progress.add_task(f"probe: do {len(candidates)} features write their words?", total=len(candidates))
+        rates = probe_word_rates(
+            lm, sae, prompts[: args.probe_prompts], candidates, [writes(f)[:LOGIT_TOKENS] for f in chosen],
+            strength=args.strength, report=lambda done, _t: progress.update(task, completed=done),
         )
     concept = dict(zip(candidates, rates.tolist(), strict=True))
     features = tuple(
@@ -223,10 +226,13 @@ def run_score(args: argparse.Namespace) -> int:
     )
     # output features now say "writes"
     path = save_feature_files(relabel(dataclasses.replace(data, features=features)), folder)
-    steers = sum(f.steers and not f.dense for f in features)
+    steering = [f for f in features if f.steers and not f.dense]
+    labels = [writes(f)[:LABEL_WORDS] for f in steering]
+    content = sum(bool(words) and all(content_word(w) for w in words) for words in labels)
     console.print(
-        f"scores written to {path}: {steers} of {len(features)} features steer (output score >= "
-        f"{STEERS_SCORE}, probe concept rate >= {STEERS_CONCEPT_RATE:.0%}, not dense)"
+        f"scores written to {path}: {len(steering)} of {len(features)} features steer (output score >= "
+        f"{STEERS_SCORE}, writes its words on >= {STEERS_CONCEPT_RATE:.0%} of probe prompts, not dense); "
+        f"{content} of them write content words only (the words of their label)"
     )
     return 0
 
@@ -270,7 +276,7 @@ def main(argv: list[str]) -> int:
     score.add_argument("--prompts", type=int, default=12, help="prompts per feature (default 12)")
     score.add_argument("--prompt-len", type=int, default=16, help="tokens per prompt, BOS included (default 16)")
     score.add_argument("--probe-prompts", type=int, default=8,
-                       help="prompts for the concept-rate probe, 12 tokens each (default 8)")
+                       help="prompts for the probe (does steering write its words?), 12 tokens each (default 8)")
     score.add_argument("--strength", type=float, default=0.2, help="steering strength (default 0.2)")
     score.add_argument("--exclude", action="append", default=[], metavar="GLOB")
     label = sub.add_parser("label", help="make the readable labels again from the feature file (no model)")

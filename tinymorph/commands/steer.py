@@ -65,12 +65,14 @@ def run_features(args: argparse.Namespace, lm, sae, gen, data, prompts, decoding
     results = steer_eval(lm, sae, data, prompts, features, strengths, console.print, decoding, gen)
     speed = decode_throughput(gen, prompts[:3], [1, 16], decoding, repeats=5)  # interleaved; the median of 5
     table = Table(title=f"steering {sae.sae_id}: {len(prompts)} held-out prompts, {decoding.describe()}")
-    for col in ("feature", "label", "strength", "concept shows", "act. unsteered", "act. steered", "perplexity"):
+    for col in ("feature", "label", "strength", "feature rises", "writes its words", "act. unsteered", "act. steered",
+                "perplexity"):
         table.add_column(col)
     rows = []
     for r in results:
         row = (str(r.feature), r.label[:40], shown(r.strength) + (" (control)" if r.strength == 0 else ""),
-               f"{r.concept_rate:.0%}", f"{r.mean_act_unsteered:.2f}", f"{r.mean_act_steered:.2f}",
+               f"{r.concept_rate:.0%}", f"{r.words_rate:.0%}",
+               f"{r.mean_act_unsteered:.2f}", f"{r.mean_act_steered:.2f}",
                f"{r.perplexity_unsteered:.1f} → {r.perplexity_steered:.1f} ({r.perplexity_rise:+.0%})")
         rows.append(row)
         table.add_row(*row)
@@ -80,19 +82,23 @@ def run_features(args: argparse.Namespace, lm, sae, gen, data, prompts, decoding
     for s in sorted({r.strength for r in results}):
         cells = [r for r in results if r.strength == s]
         concept = sum(r.concept_rate for r in cells) / len(cells)
+        words = sum(r.words_rate for r in cells) / len(cells)
         ppl = statistics.median(r.perplexity_rise for r in cells)
         name = shown(s) + (" (control: ranking, no push)" if s == 0 else "")
-        summary.append(f"| {name} | {concept:.0%} | {ppl:+.0%} |")
-        out.print(f"strength {name}: the feature rises in {concept:.0%} of suggestions; median perplexity {ppl:+.0%}")
+        summary.append(f"| {name} | {concept:.0%} | {words:.0%} | {ppl:+.0%} |")
+        out.print(f"strength {name}: the feature rises in {concept:.0%} of suggestions, its words are written in "
+                  f"{words:.0%}; median perplexity {ppl:+.0%}")
     ratio = {n: speed[n] / speed[0] for n in speed}
     out.print("decode tokens/s per alternative: " + ", ".join(
         f"{n} features {v:.1f} ({ratio[n]:.2f}x)" for n, v in speed.items()))
     if args.markdown:
         lines = [
             f"Command: `{_command(args)}`", "", f"Decoding: {decoding.describe()}.", "",
-            "| strength | feature rises | median perplexity rise |", "|---|---:|---:|", *summary, "",
-            "| feature | label | strength | feature rises | act. unsteered | act. steered | perplexity |",
-            "|---:|---|---|---:|---:|---:|---|",
+            "| strength | feature rises | writes its words | median perplexity rise |", "|---|---:|---:|---:|",
+            *summary, "",
+            "| feature | label | strength | feature rises | writes its words | act. unsteered | act. steered | "
+            "perplexity |",
+            "|---:|---|---|---:|---:|---:|---:|---|",
             *("| " + " | ".join(c.replace("|", "/") for c in row) + " |" for row in rows), "",
             "| active features | decode tokens/s | vs unsteered |", "|---:|---:|---:|",
             *(f"| {n} | {v:.1f} | {ratio[n]:.2f}x |" for n, v in speed.items()),
@@ -231,7 +237,7 @@ def main(argv: list[str]) -> int:
     ev.add_argument("--pick-seed", type=int, default=0, help="seed of the feature sample (default 0)")
     ev.add_argument(
         "--pick", choices=["random", "steers"], default="steers",
-        help="the sample: any feature, or only features that steer: output score and probe concept rate (default)",
+        help="the sample: any feature, or only features that steer: output score and probe (default)",
     )
     ev.add_argument("--strengths", default="0.125,0.25",
                     help="feature strengths (default 0.125,0.25; a control row at 0 is added)")

@@ -1,6 +1,7 @@
 """Does steering by SAE feature work? For features at several strengths, over held-out prompts:
-how often the feature's own activation rises in the suggestion the editor shows, against a
-strength-0 control that ranks the alternatives the same way, and what it costs in fluency.
+how often the feature's own activation rises in the suggestion the editor shows, and how often
+that suggestion writes the words the feature's label says it writes, against a strength-0
+control that ranks the alternatives the same way, and what it costs in fluency.
 
 Owns: `tinymorph steer eval`'s per-feature numbers, and the pieces every steering evaluation
 shares: `shown_suggestion` (the editor's own `Generator.suggest`: same sampling, sentence cut,
@@ -26,7 +27,9 @@ from tinymorph.engine.lens import max_act_tensor
 from tinymorph.engine.protocol import SuggestionReady, SuggestRequest
 from tinymorph.engine.sampling import MIN_P
 from tinymorph.features import FeatureData
+from tinymorph.labels import writes, writes_words
 from tinymorph.lm.model import LoadedModel, decoder_layers
+from tinymorph.sae.feature_data import LOGIT_TOKENS
 from tinymorph.sae.loading import LoadedSAE
 
 
@@ -146,6 +149,10 @@ class SteerResult:
     perplexity_unsteered: float
     """Median over prompts of the shown suggestion's perplexity under the unsteered model."""
     perplexity_steered: float
+    words_rate: float = 0.0
+    """Fraction of prompts whose shown suggestion writes one of the words the feature's label
+    says it writes (its first `LOGIT_TOKENS` English promoted words, `labels.writes`; judged by
+    `labels.writes_words`) while the unsteered suggestion writes none: the text, not the SAE."""
 
     @property
     def perplexity_rise(self) -> float:
@@ -182,15 +189,16 @@ def steer_eval(
     new one on `lm` and `sae`)."""
     gen = gen or Generator(lm, 511, sae, max_act_tensor(data))
     ids = [gen.context_ids(p.rstrip(" ")) for p in prompts]
-    base = [score_text(lm, i, first(shown_suggestion(gen, p, SteeringSpec(), decoding, k)), sae)
-            for k, (p, i) in enumerate(zip(prompts, ids, strict=True))]
+    base_texts = [first(shown_suggestion(gen, p, SteeringSpec(), decoding, k)) for k, p in enumerate(prompts)]
+    base = [score_text(lm, i, t, sae) for i, t in zip(ids, base_texts, strict=True)]
     results = []
     for f in features:
         ranking = SteeringSpec((SteeringTerm(1.0, feature=f),))
+        words = writes(data.features[f])[:LOGIT_TOKENS]
         for s in [0.0, *(x for x in strengths if x != 0)]:
             spec = SteeringSpec((SteeringTerm(s, feature=f),))
-            rows = [score_text(lm, i, first(shown_suggestion(gen, p, spec, decoding, k, rank_by=ranking)), sae)
-                    for k, (p, i) in enumerate(zip(prompts, ids, strict=True))]
+            texts = [first(shown_suggestion(gen, p, spec, decoding, k, rank_by=ranking)) for k, p in enumerate(prompts)]
+            rows = [score_text(lm, i, t, sae) for i, t in zip(ids, texts, strict=True)]
 
             def act(score: TextScore, f: int = f) -> float:
                 return float(score.acts[f]) if score.acts is not None else 0.0
@@ -200,9 +208,11 @@ def steer_eval(
                 sum(act(r) > act(b) for r, b in zip(rows, base, strict=True)) / len(prompts),
                 statistics.mean(act(b) for b in base), statistics.mean(act(r) for r in rows),
                 median([b.perplexity for b in base]), median([r.perplexity for r in rows]),
+                sum(writes_words(t, words) and not writes_words(b, words)
+                    for t, b in zip(texts, base_texts, strict=True)) / len(prompts),
             ))
             report(f"feature {f} at {s:+.3f}: concept {results[-1].concept_rate:.0%}, "
-                   f"perplexity {results[-1].perplexity_rise:+.0%}")
+                   f"writes its words {results[-1].words_rate:.0%}, perplexity {results[-1].perplexity_rise:+.0%}")
     return results
 
 

@@ -1,7 +1,7 @@
 """Which SAE features steer? Measured by steering with each one: the output score of every
-feature, and a probe of the steering evaluation's own "concept shows" for the candidates.
+feature, and a probe of whether the text written while steering with a candidate has its words.
 
-Owns: `output_scores` and `probe_concept_rates` (documented there). Output score method: the
+Owns: `output_scores` and `probe_word_rates` (documented there). Output score method: the
 "output score" of Arad, Mueller & Belinkov 2025 ("SAEs Are Good for Steering - If You Select
 the Right Features"), in tinymorph's variant: each feature's
 decoder direction `W_dec[i]` is added at the hook layer (strength × median residual norm, every
@@ -18,12 +18,12 @@ only high-output-score features makes SAE steering 2-3x better. No Textual, no s
 """
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from tinymorph.lm.hooks import run_to_layer
+from tinymorph.labels import writes_words
 from tinymorph.lm.model import LoadedModel, cache_keyword, decoder_layers
 from tinymorph.lm.steering import Steering, steered
 from tinymorph.sae.feature_data import LOGIT_TOKENS, logit_effects
@@ -101,33 +101,44 @@ def output_scores(
 
 
 @torch.no_grad()
-def probe_concept_rates(
+def probe_word_rates(
     lm: LoadedModel,
     sae: LoadedSAE,
     prompts: list[list[int]],
     features: list[int],
+    words: list[Sequence[str]],
     *,
     strength: float = SCORE_STRENGTH,
     tokens: int = 12,
     batch: int = 16,
     report: Callable[[int, int], None] = lambda _done, _total: None,
 ) -> torch.Tensor:
-    """For each of `features`, the fraction (len(features),) of `prompts` on which it shows:
-    its mean activation over a greedy `tokens`-token continuation steered with it (strength as
-    the sliders) is higher than over the unsteered continuation, both re-encoded by the
-    unsteered model and the SAE. This is `tinymorph steer eval`'s "concept shows", batched over
-    features and run on probe prompts (the training side), so that features can be chosen by it
-    without touching the held-out prompts the evaluation reads.
+    """For each of `features`, the fraction (len(features),) of `prompts` on which steering with
+    it writes its words: a greedy `tokens`-token continuation steered with it (strength as the
+    sliders, every position but BOS) has a whole word that shares its stem with one of
+    `words[k]` (`labels.writes_words`), and the unsteered greedy continuation of the same
+    prompt has none. `words[k]`: the feature's first English promoted words (`features score` passes
+    `labels.writes(info)[:LOGIT_TOKENS]`; its label shows the first 3); an empty list scores 0.
 
-    Cost per feature: P × (T + tokens) tokens steered plus the same re-encoded up to the SAE's
-    layer. Raises ValueError if the prompts are empty or of unequal length."""
+    The question `tinymorph steer eval --concepts` asks of a concept slider (does the text have
+    the words?), asked with the feature's own promoted words (and a stem match, where the concept
+    judge wants the exact word), batched over features and run on probe prompts (the training
+    side), so that features can be chosen by it without touching the held-out prompts that
+    `tinymorph steer eval`'s "writes its words" column reads. It reads the text, not the SAE: until 2026-12-05 the probe asked whether
+    the feature's own activation rose over the steered continuation, which an output feature's
+    need not do when the model writes its words (docs/steering.md).
+
+    Cost per feature: P × (T + tokens) tokens steered. Raises ValueError if the prompts are
+    empty or of unequal length, or if `words` and `features` differ in length."""
+    if len(words) != len(features):
+        raise ValueError("one word list per feature")
     ids = _prompt_tensor(prompts)  # (P, T)
     n_prompts, t = ids.shape
     layers = decoder_layers(lm.model)
     pushes = _pushes(lm, sae.directions(), strength)  # (F, d)
 
-    def continue_greedy(rows: torch.Tensor, vector: torch.Tensor | None) -> torch.Tensor:
-        """(R, T + tokens): the prompt rows continued greedily, steered by `vector` (R, 1, d)."""
+    def continue_greedy(rows: torch.Tensor, vector: torch.Tensor | None) -> list[str]:
+        """Each row's greedy `tokens`-token continuation as text, steered by `vector` (R, 1, d)."""
         out = rows
         with steered(layers[sae.layer], Steering(vector, None, None) if vector is not None else None):
             step = lm.model(input_ids=rows, use_cache=True)
@@ -135,22 +146,20 @@ def probe_concept_rates(
                 nxt = step.logits[:, -1].argmax(-1, keepdim=True)  # (R, 1)
                 out = torch.cat([out, nxt], dim=1)
                 step = lm.model(input_ids=nxt, use_cache=True, **{cache_keyword(type(lm.model)): step.past_key_values})
-        return out
+        return [lm.tokenizer.decode(row) for row in out[:, t:].tolist()]
 
-    def mean_acts(sequences: torch.Tensor) -> torch.Tensor:
-        """(R, F): SAE activations averaged over the continuation tokens, unsteered model."""
-        return sae.encode(run_to_layer(lm.model, layers, sae.layer, sequences)[:, t:]).mean(1)
-
-    base = mean_acts(continue_greedy(ids, None))  # (P, F)
+    base = continue_greedy(ids, None)  # P texts
     rates = torch.zeros(len(features))
     for start in range(0, len(features), batch):
         chosen = torch.tensor(features[start : start + batch])  # (b,)
-        b = len(chosen)
         vector = pushes[chosen].repeat_interleave(n_prompts, dim=0)[:, None, :]  # (b*P, 1, d)
-        acts = mean_acts(continue_greedy(ids.repeat(b, 1), vector))  # (b*P, F)
-        mine = acts.gather(1, chosen.repeat_interleave(n_prompts)[:, None]).view(b, n_prompts)  # (b, P)
-        rates[start : start + b] = (mine > base[:, chosen].T).float().mean(-1)
-        report(start + b, len(features))
+        written = continue_greedy(ids.repeat(len(chosen), 1), vector)  # b*P texts, feature-major
+        for k in range(len(chosen)):
+            targets = words[start + k]
+            hits = [writes_words(written[k * n_prompts + p], targets) and not writes_words(base[p], targets)
+                    for p in range(n_prompts)]
+            rates[start + k] = sum(hits) / n_prompts
+        report(start + len(chosen), len(features))
     return rates
 
 
