@@ -75,9 +75,9 @@ class FeatureInfo:
     concept_rate: float | None = None
     """Fraction of probe prompts (training-side text) on which a greedy continuation steered with
     it at +0.2 writes one of the first 8 English words it promotes (`labels.writes`; its label
-    shows the first 3) and the unsteered continuation writes none (`tinymorph.sae.output_score.probe_word_rates`; feature
-    files scored before 2026-12-05 hold the earlier probe: its own activation rose); None when
-    not measured."""
+    shows the first 3) and the unsteered continuation writes none
+    (`tinymorph.sae.output_score.probe_word_rates`; feature files scored before 2026-12-05 hold
+    the earlier probe: its own activation rose); None when not measured."""
 
     topical: bool | None = None
     """Whether it is a topic: a content word near the peaks of its contexts (at least 2 of 24,

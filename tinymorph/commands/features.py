@@ -208,10 +208,10 @@ def run_score(args: argparse.Namespace) -> int:
     prompts = spread_prompts(corpus, lm.tokenizer, args.prompts, args.prompt_len, "train")
     with Progress(console=console) as progress:
         task = progress.add_task(f"output score: every feature over {len(prompts)} prompts", total=sae.d_sae)
-        output = output_scores(
+        scores = output_scores(
             lm, sae, prompts, strength=args.strength, report=lambda done, _t: progress.update(task, completed=done)
         )
-        output = [round(o, SCORE_DIGITS) for o in output.tolist()]  # as stored: the file agrees with the choice
+        output = [round(o, SCORE_DIGITS) for o in scores.tolist()]  # as stored: the file agrees with the choice
         chosen = [f for f, o in zip(data.features, output, strict=True) if o >= STEERS_SCORE and not f.dense]
         candidates = [f.index for f in chosen]
         task = progress.add_task(f"probe: do {len(candidates)} features write their words?", total=len(candidates))

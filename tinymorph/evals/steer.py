@@ -1,6 +1,6 @@
 """Does steering by SAE feature work? For features at several strengths, over held-out prompts:
 how often the feature's own activation rises in the suggestion the editor shows, and how often
-that suggestion writes the words the feature's label says it writes, against a strength-0
+that suggestion writes the words the feature's decoder direction promotes, against a strength-0
 control that ranks the alternatives the same way, and what it costs in fluency.
 
 Owns: `tinymorph steer eval`'s per-feature numbers, and the pieces every steering evaluation
@@ -150,9 +150,10 @@ class SteerResult:
     """Median over prompts of the shown suggestion's perplexity under the unsteered model."""
     perplexity_steered: float
     words_rate: float = 0.0
-    """Fraction of prompts whose shown suggestion writes one of the words the feature's label
-    says it writes (its first `LOGIT_TOKENS` English promoted words, `labels.writes`; judged by
-    `labels.writes_words`) while the unsteered suggestion writes none: the text, not the SAE."""
+    """Fraction of prompts whose shown suggestion writes one of the feature's first `LOGIT_TOKENS`
+    English promoted words (`labels.writes`; an output feature's label "→ writes: ..." shows the
+    first 3; judged by `labels.writes_words`) while the unsteered suggestion writes none: the
+    text, not the SAE."""
 
     @property
     def perplexity_rise(self) -> float:

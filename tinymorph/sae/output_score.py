@@ -124,9 +124,10 @@ def probe_word_rates(
     the words?), asked with the feature's own promoted words (and a stem match, where the concept
     judge wants the exact word), batched over features and run on probe prompts (the training
     side), so that features can be chosen by it without touching the held-out prompts that
-    `tinymorph steer eval`'s "writes its words" column reads. It reads the text, not the SAE: until 2026-12-05 the probe asked whether
-    the feature's own activation rose over the steered continuation, which an output feature's
-    need not do when the model writes its words (docs/steering.md).
+    `tinymorph steer eval`'s "writes its words" column reads. It reads the text, not the SAE:
+    until 2026-12-05 the probe asked whether the feature's own activation rose over the steered
+    continuation, which an output feature need not do when the model writes its words
+    (docs/steering.md).
 
     Cost per feature: P × (T + tokens) tokens steered. Raises ValueError if the prompts are
     empty or of unequal length, or if `words` and `features` differ in length."""
@@ -146,7 +147,7 @@ def probe_word_rates(
                 nxt = step.logits[:, -1].argmax(-1, keepdim=True)  # (R, 1)
                 out = torch.cat([out, nxt], dim=1)
                 step = lm.model(input_ids=nxt, use_cache=True, **{cache_keyword(type(lm.model)): step.past_key_values})
-        return [lm.tokenizer.decode(row) for row in out[:, t:].tolist()]
+        return list(lm.tokenizer.batch_decode(out[:, t:].tolist()))
 
     base = continue_greedy(ids, None)  # P texts
     rates = torch.zeros(len(features))
