@@ -193,7 +193,7 @@ def run_build(args: argparse.Namespace) -> int:
 def run_score(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from tinymorph.labels import LABEL_WORDS, content_word, writes
+    from tinymorph.labels import FUNCTION_ZIPF, LABEL_WORDS, content_word, writes
     from tinymorph.sae.corpus import open_corpus, spread_prompts
     from tinymorph.sae.feature_data import LOGIT_TOKENS
     from tinymorph.sae.output_score import output_scores, probe_word_rates
@@ -232,7 +232,8 @@ def run_score(args: argparse.Namespace) -> int:
     console.print(
         f"scores written to {path}: {len(steering)} of {len(features)} features steer (output score >= "
         f"{STEERS_SCORE}, writes its words on >= {STEERS_CONCEPT_RATE:.0%} of probe prompts, not dense); "
-        f"{content} of them write content words only (the words of their label)"
+        f"{content} of them with labels of content words by the labeler's rule (labels.content_word: Zipf < "
+        f"{FUNCTION_ZIPF}; some function words pass it)"
     )
     return 0
 
