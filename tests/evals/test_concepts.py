@@ -115,3 +115,25 @@ def test_the_perplexity_rise_is_over_unsteered_or_over_selection():
     assert perplexity_rise(totals, "steered") == pytest.approx(2.0)  # +200% over the short, sure suggestions
     assert perplexity_rise(totals, "steered", "selection") == pytest.approx(0.5)  # the push alone
     assert math.isnan(perplexity_rise(totals, "prompted"))
+
+
+def test_the_per_feature_command_writes_both_judges(tiny_model_dir, tmp_path):
+    """`steer eval` without --concepts: the table has "feature rises" and "writes its words"."""
+    import dataclasses
+
+    from tests.ui.fakes import tiny_feature_data
+    from tinymorph.cli import main
+
+    sae = save_topk_sae(tmp_path / "sae", model_name="")
+    data = tiny_feature_data(sae, save=False)
+    dataclasses.replace(data, features=data.features * 8).save(sae)  # a label for each of the 32 features
+    text = tmp_path / "prose.txt"
+    text.write_text("The boats came home. " * 40)
+    md = tmp_path / "report.md"
+    assert main(["steer", "eval", "--text", str(text), "--features", "1,2", "--strengths", "2", "--prompts", "1",
+                 "--tokens", "4", "--markdown", str(md), "--sae", str(sae), "--model", str(tiny_model_dir)]) == 0
+    report = md.read_text()
+    assert "| strength | feature rises | writes its words | median perplexity rise |" in report
+    rows = [line.split(" | ")[2] for line in report.splitlines() if line.startswith(("| 1 | ", "| 2 | "))
+            and line.count("|") == 9]
+    assert rows == ["+0.00 (control)", "+2.00"] * 2  # a control row and a pushed row per feature

@@ -46,7 +46,7 @@ def test_steer_eval_fills_the_table_with_a_control_row_per_feature(tiny_lm, sae)
     data = build_feature_data(tiny_lm, sae, token_sequences(iter(["the boats came home. " * 8]), tiny_lm.tokenizer, 32))
     results = steer_eval(tiny_lm, sae, data, ["The sea was", "Boats came"], [3, 5], [0.5, 2.0], decoding=SAMPLED)
     assert [(r.feature, r.strength) for r in results] == [(3, 0.0), (3, 0.5), (3, 2.0), (5, 0.0), (5, 0.5), (5, 2.0)]
-    assert all(0 <= r.concept_rate <= 1 and r.perplexity_unsteered > 0 for r in results)
+    assert all(0 <= r.rises_rate <= 1 and r.perplexity_unsteered > 0 for r in results)
 
 
 def test_writes_its_words_counts_suggestions_with_the_label_words_the_unsteered_one_lacks(tiny_lm, sae, monkeypatch):
@@ -118,7 +118,7 @@ def test_the_steers_sample_keeps_only_features_that_steer():
     data = tiny_feature_data(Path("unused"), save=False)
     data = dataclasses.replace(data, features=tuple(
         dataclasses.replace(f, output_score=0.5 if f.index in (1, 2, 3) else 0.0,
-                            concept_rate=0.1 if f.index == 3 else 1.0)  # 3 writes its words, they don't show
+                            concept_rate=0.1 if f.index == 3 else 1.0)  # 3 moves probability, its text lacks the words
         for f in data.features
     ))
     assert sorted(pick_features(data, 10, steers_only=True)) == [1, 2]

@@ -71,7 +71,7 @@ def run_features(args: argparse.Namespace, lm, sae, gen, data, prompts, decoding
     rows = []
     for r in results:
         row = (str(r.feature), r.label[:40], shown(r.strength) + (" (control)" if r.strength == 0 else ""),
-               f"{r.concept_rate:.0%}", f"{r.words_rate:.0%}",
+               f"{r.rises_rate:.0%}", f"{r.words_rate:.0%}",
                f"{r.mean_act_unsteered:.2f}", f"{r.mean_act_steered:.2f}",
                f"{r.perplexity_unsteered:.1f} → {r.perplexity_steered:.1f} ({r.perplexity_rise:+.0%})")
         rows.append(row)
@@ -81,7 +81,7 @@ def run_features(args: argparse.Namespace, lm, sae, gen, data, prompts, decoding
     summary = []
     for s in sorted({r.strength for r in results}):
         cells = [r for r in results if r.strength == s]
-        concept = sum(r.concept_rate for r in cells) / len(cells)
+        concept = sum(r.rises_rate for r in cells) / len(cells)
         words = sum(r.words_rate for r in cells) / len(cells)
         ppl = statistics.median(r.perplexity_rise for r in cells)
         name = shown(s) + (" (control: ranking, no push)" if s == 0 else "")

@@ -141,7 +141,7 @@ class SteerResult:
     feature: int
     label: str
     strength: float
-    concept_rate: float
+    rises_rate: float
     """Fraction of prompts whose shown suggestion activates the feature more than the unsteered
     suggestion (no slider at all) does."""
     mean_act_unsteered: float
@@ -212,7 +212,7 @@ def steer_eval(
                 sum(writes_words(t, words) and not writes_words(b, words)
                     for t, b in zip(texts, base_texts, strict=True)) / len(prompts),
             ))
-            report(f"feature {f} at {s:+.3f}: concept {results[-1].concept_rate:.0%}, "
+            report(f"feature {f} at {s:+.3f}: feature rises {results[-1].rises_rate:.0%}, "
                    f"writes its words {results[-1].words_rate:.0%}, perplexity {results[-1].perplexity_rise:+.0%}")
     return results
 
