@@ -195,8 +195,7 @@ def run_score(args: argparse.Namespace) -> int:
 
     from tinymorph.labels import FUNCTION_ZIPF, LABEL_WORDS, content_word, writes
     from tinymorph.sae.corpus import open_corpus, spread_prompts
-    from tinymorph.sae.feature_data import LOGIT_TOKENS
-    from tinymorph.sae.output_score import output_scores, probe_word_rates
+    from tinymorph.sae.output_score import judged_words, output_scores, probe_word_rates
 
     console = Console(stderr=True)
     folder = feature_folder(args)
@@ -216,7 +215,7 @@ def run_score(args: argparse.Namespace) -> int:
         candidates = [f.index for f in chosen]
         task = progress.add_task(f"probe: do {len(candidates)} features write their words?", total=len(candidates))
         rates = probe_word_rates(
-            lm, sae, prompts[: args.probe_prompts], candidates, [writes(f)[:LOGIT_TOKENS] for f in chosen],
+            lm, sae, prompts[: args.probe_prompts], candidates, [judged_words(f) for f in chosen],
             strength=args.strength, report=lambda done, _t: progress.update(task, completed=done),
         )
     concept = dict(zip(candidates, rates.tolist(), strict=True))

@@ -27,10 +27,10 @@ from tinymorph.engine.lens import max_act_tensor
 from tinymorph.engine.protocol import SuggestionReady, SuggestRequest
 from tinymorph.engine.sampling import MIN_P
 from tinymorph.features import FeatureData
-from tinymorph.labels import writes, writes_words
+from tinymorph.labels import writes_words
 from tinymorph.lm.model import LoadedModel, decoder_layers
-from tinymorph.sae.feature_data import LOGIT_TOKENS
 from tinymorph.sae.loading import LoadedSAE
+from tinymorph.sae.output_score import judged_words
 
 
 @dataclass(frozen=True)
@@ -149,11 +149,10 @@ class SteerResult:
     perplexity_unsteered: float
     """Median over prompts of the shown suggestion's perplexity under the unsteered model."""
     perplexity_steered: float
-    words_rate: float = 0.0
-    """Fraction of prompts whose shown suggestion writes one of the feature's first `LOGIT_TOKENS`
-    English promoted words (`labels.writes`; an output feature's label "→ writes: ..." shows the
-    first 3; judged by `labels.writes_words`) while the unsteered suggestion writes none: the
-    text, not the SAE."""
+    words_rate: float
+    """Fraction of prompts whose shown suggestion writes one of the feature's words
+    (`sae.output_score.judged_words`, matched by `labels.writes_words`) while the unsteered
+    suggestion writes none: the text, not the SAE."""
 
     @property
     def perplexity_rise(self) -> float:
@@ -195,7 +194,7 @@ def steer_eval(
     results = []
     for f in features:
         ranking = SteeringSpec((SteeringTerm(1.0, feature=f),))
-        words = writes(data.features[f])[:LOGIT_TOKENS]
+        words = judged_words(data.features[f])
         for s in [0.0, *(x for x in strengths if x != 0)]:
             spec = SteeringSpec((SteeringTerm(s, feature=f),))
             texts = [first(shown_suggestion(gen, p, spec, decoding, k, rank_by=ranking)) for k, p in enumerate(prompts)]

@@ -1,7 +1,7 @@
 """Which SAE features steer? Measured by steering with each one: the output score of every
 feature, and a probe of whether the text written while steering with a candidate has its words.
 
-Owns: `output_scores` and `probe_word_rates` (documented there). Output score method: the
+Owns: `output_scores`, `probe_word_rates` and `judged_words` (documented there). Output score method: the
 "output score" of Arad, Mueller & Belinkov 2025 ("SAEs Are Good for Steering - If You Select
 the Right Features"), in tinymorph's variant: each feature's
 decoder direction `W_dec[i]` is added at the hook layer (strength × median residual norm, every
@@ -23,7 +23,8 @@ from collections.abc import Callable, Iterator, Sequence
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from tinymorph.labels import writes_words
+from tinymorph.features import FeatureInfo
+from tinymorph.labels import writes, writes_words
 from tinymorph.lm.model import LoadedModel, cache_keyword, decoder_layers
 from tinymorph.lm.steering import Steering, steered
 from tinymorph.sae.feature_data import LOGIT_TOKENS, logit_effects
@@ -100,6 +101,13 @@ def output_scores(
     return scores
 
 
+def judged_words(info: FeatureInfo) -> list[str]:
+    """The words a feature is judged by when it steers (`probe_word_rates`, `tinymorph steer
+    eval`'s "writes its words"): its first `LOGIT_TOKENS` English promoted words (`labels.writes`;
+    an output feature's label shows the first 3)."""
+    return writes(info)[:LOGIT_TOKENS]
+
+
 @torch.no_grad()
 def probe_word_rates(
     lm: LoadedModel,
@@ -117,8 +125,7 @@ def probe_word_rates(
     it writes its words: a greedy `tokens`-token continuation steered with it (strength as the
     sliders, every position but BOS) has a whole word that shares its stem with one of
     `words[k]` (`labels.writes_words`), and the unsteered greedy continuation of the same
-    prompt has none. `words[k]`: the feature's first English promoted words (`features score` passes
-    `labels.writes(info)[:LOGIT_TOKENS]`; its label shows the first 3); an empty list scores 0.
+    prompt has none. `words[k]`: the feature's `judged_words`; an empty list scores 0.
 
     The question `tinymorph steer eval --concepts` asks of a concept slider (does the text have
     the words?), asked with the feature's own promoted words (and a stem match, where the concept
