@@ -78,7 +78,8 @@ multiples, chosen on the tuning half of tinymorph's own concepts (docs/evals/con
 with modern prompts (docs/steering.md): with the push eased once a suggestion says the concept
 (`engine.generate.CONCEPT_EASE`), +0.3 brought the concept into about twice as many suggestions
 as +0.25 did before, at the same perplexity rise. A concept vector is added from the cursor on
-only, so it needs more than a single feature's push."""
+only, so it needs more than a single feature's push. The alternatives of a suggestion are pushed
+at multiples of it around 1 (`engine.generate.CONCEPT_SPREAD`)."""
 DEFAULT_STRENGTH = 0.125
 """Strength a feature gets when it is added to the panel, in residual-norm multiples. In
 docs/steering.md, at +0.125 features that steer show in 79-85% of the suggestions the editor

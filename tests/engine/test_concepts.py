@@ -132,3 +132,38 @@ def test_the_baseline_is_kept_in_the_cache_private_and_made_again_when_damaged(l
     monkeypatch.setattr(concepts, "NEUTRAL_SENTENCES", ("We walked home.",))  # other text: another key
     concepts.ConceptMaker(lm, tmp_path).baseline()
     assert computed == [1, 1] and len(list((tmp_path / "concepts").glob("baseline-*.safetensors"))) == 2
+
+
+def test_a_concept_slider_pushes_each_alternative_at_its_own_multiple_of_its_strength(lm):
+    from tinymorph.domain import SteeringSpec, SteeringTerm
+    from tinymorph.engine.generate import Generator, push_multiples
+    from tinymorph.engine.protocol import SuggestRequest
+
+    words = ConceptWords(lm)
+    other = next(t for t in range(lm.tokenizer.vocab_size)
+                 if lm.tokenizer.decode([t]).isalpha() and words.token_closeness(words.query_ids("sea"), t) < 0.3)
+    sampler = lambda logits, _t, _g: torch.full((logits.shape[0],), other)  # noqa: E731  (no row says it)
+    layers = decoder_layers(lm.model)
+    before, after = [], []
+    pre = layers[lm.hook_layer].register_forward_hook(
+        lambda _m, _a, out: before.append(out[0] if isinstance(out, tuple) else out))
+    post = layers[lm.hook_layer + 1].register_forward_pre_hook(lambda _m, args: after.append(args[0]))
+    term = SteeringTerm(0.5, direction=tuple(torch.ones(lm.d_model).tolist()), label="sea", concept="sea")
+    req = SuggestRequest(1, "We walked down to the", steering=SteeringSpec((term,)), alternatives=3,
+                         max_new_tokens=4, temperature=0.7)
+    try:
+        gen = Generator(lm, 31, sampler=sampler, greedy_first=False, heal_words=False, concept_spread=0.4)
+        gen.suggest(req, lambda: False, lambda *_: None)
+    finally:
+        pre.remove()
+        post.remove()
+    pushes = [(a - b)[:, -1].float().norm(dim=-1) for b, a in zip(before, after, strict=True) if b.shape[0] == 3]
+    assert len(pushes) >= 2
+    full = lm.median_norm * 0.5
+    for push in pushes:
+        torch.testing.assert_close(push, torch.tensor([1.0, 0.6, 1.4]) * full, rtol=0.02, atol=0.0)
+    assert push_multiples(3, 0.4) == pytest.approx([1.0, 0.6, 1.4])
+    assert push_multiples(5, 0.4) == pytest.approx([1.0, 0.6, 0.6 + 0.8 / 3, 0.6 + 1.6 / 3, 1.4], rel=1e-5)
+    assert push_multiples(2, 0.4) == [1.0, 1.0] and push_multiples(3, 0.0) == [1.0, 1.0, 1.0]
+    with pytest.raises(ValueError, match="spread"):
+        Generator(lm, 31, concept_spread=1.5)
