@@ -82,12 +82,14 @@ multiple of the slider's strength: nothing. On the tuning concepts with modern p
 CONCEPT_SPREAD = 0.4
 """How far the alternatives' pushes spread around a concept slider's strength: alternative 0 (the
 greedy one) is pushed at the slider's strength, the others from (1 - spread) to (1 + spread) times
-it (`push_multiples`). The ranking shows the most fluent alternative that says the concept, so a
-mildly pushed one is shown when it is enough and a strongly pushed one when nothing milder says
-it. Measured in docs/steering.md: over a flat +0.3 it lifted the validation concepts' median
-concept rate on modern prompts from 68% to 70% (the weakest concept from 25% to 55%) at +19%
-perplexity; a flat +0.35 did about as well there (78% at +22%), though on the tuning half the
-spread had matched it at less perplexity."""
+it (`push_multiples`; the multiple scales that alternative's whole steering vector, every slider
+turned with the concept included, as the easing does). The ranking shows the most fluent
+alternative that says the concept, so a mildly pushed one is shown when it is enough and a
+strongly pushed one when nothing milder says it. Measured in docs/steering.md: over a flat +0.3 it
+lifted the validation concepts' median concept rate on modern prompts from 68% to 70% (the
+weakest concept from 25% to 55%) at +19% perplexity. A flat +0.35 did better there (78% at +22%),
+though on the tuning half, where the spread was chosen, the spread had matched it at less
+perplexity."""
 
 
 def push_multiples(n: int, spread: float) -> list[float]:
