@@ -79,32 +79,46 @@ def test_row_scale_scales_the_push_per_row_only_in_passes_of_that_many_rows():
     assert torch.equal(one[0], vector.expand(3, 2))  # another batch size: the whole push
 
 
-def test_a_row_that_says_the_concept_gets_the_eased_push_from_then_on(lm):
+def far_from_sea(lm, words: ConceptWords) -> int:
+    """A letter token of the tiny model that does not say "sea" (closeness < 0.3)."""
+    return next(t for t in range(lm.tokenizer.vocab_size)
+                if lm.tokenizer.decode([t]).isalpha() and words.token_closeness(words.query_ids("sea"), t) < 0.3)
+
+
+def concept_pushes(lm, gen, alternatives: int) -> list[torch.Tensor]:
+    """Suggest with a "sea" concept slider at +0.5 and `alternatives` rows; per decode step of all
+    rows, the push (alternatives,) each row got at the hook layer (the next layer's input minus the
+    hook layer's output, at the last position)."""
     from tinymorph.domain import SteeringSpec, SteeringTerm
-    from tinymorph.engine.generate import Generator
     from tinymorph.engine.protocol import SuggestRequest
 
-    words = ConceptWords(lm)
-    said = words.query_ids("sea")[1]  # the tiny tokenizer spells " sea" by characters: "s"
-    other = next(t for t in range(lm.tokenizer.vocab_size)
-                 if lm.tokenizer.decode([t]).isalpha() and words.token_closeness(words.query_ids("sea"), t) < 0.3)
-    # Row 0 says the concept at its first token; row 1 never does.
-    sampler = lambda logits, _t, _g: torch.tensor([said, other][: logits.shape[0]])  # noqa: E731
     layers = decoder_layers(lm.model)
     before, after = [], []
     pre = layers[lm.hook_layer].register_forward_hook(
         lambda _m, _a, out: before.append(out[0] if isinstance(out, tuple) else out))
     post = layers[lm.hook_layer + 1].register_forward_pre_hook(lambda _m, args: after.append(args[0]))
     term = SteeringTerm(0.5, direction=tuple(torch.ones(lm.d_model).tolist()), label="sea", concept="sea")
-    req = SuggestRequest(1, "We walked down to the", steering=SteeringSpec((term,)), alternatives=2,
+    req = SuggestRequest(1, "We walked down to the", steering=SteeringSpec((term,)), alternatives=alternatives,
                          max_new_tokens=4, temperature=0.7)
     try:
-        gen = Generator(lm, 31, sampler=sampler, greedy_first=False, heal_words=False, concept_ease=0.25)
         gen.suggest(req, lambda: False, lambda *_: None)
     finally:
         pre.remove()
         post.remove()
-    pushes = [(a - b)[:, -1].float().norm(dim=-1) for b, a in zip(before, after, strict=True) if b.shape[0] == 2]
+    return [(a - b)[:, -1].float().norm(dim=-1) for b, a in zip(before, after, strict=True)
+            if b.shape[0] == alternatives]
+
+
+def test_a_row_that_says_the_concept_gets_the_eased_push_from_then_on(lm):
+    from tinymorph.engine.generate import Generator
+
+    words = ConceptWords(lm)
+    said = words.query_ids("sea")[1]  # the tiny tokenizer spells " sea" by characters: "s"
+    other = far_from_sea(lm, words)
+    # Row 0 says the concept at its first token; row 1 never does.
+    sampler = lambda logits, _t, _g: torch.tensor([said, other][: logits.shape[0]])  # noqa: E731
+    gen = Generator(lm, 31, sampler=sampler, greedy_first=False, heal_words=False, concept_ease=0.25)
+    pushes = concept_pushes(lm, gen, 2)
     assert len(pushes) >= 2  # decode steps of both rows
     full = lm.median_norm * 0.5
     for push in pushes:  # every decode step comes after row 0's first token said "sea"
@@ -135,29 +149,12 @@ def test_the_baseline_is_kept_in_the_cache_private_and_made_again_when_damaged(l
 
 
 def test_a_concept_slider_pushes_each_alternative_at_its_own_multiple_of_its_strength(lm):
-    from tinymorph.domain import SteeringSpec, SteeringTerm
     from tinymorph.engine.generate import Generator, push_multiples
-    from tinymorph.engine.protocol import SuggestRequest
 
-    words = ConceptWords(lm)
-    other = next(t for t in range(lm.tokenizer.vocab_size)
-                 if lm.tokenizer.decode([t]).isalpha() and words.token_closeness(words.query_ids("sea"), t) < 0.3)
+    other = far_from_sea(lm, ConceptWords(lm))
     sampler = lambda logits, _t, _g: torch.full((logits.shape[0],), other)  # noqa: E731  (no row says it)
-    layers = decoder_layers(lm.model)
-    before, after = [], []
-    pre = layers[lm.hook_layer].register_forward_hook(
-        lambda _m, _a, out: before.append(out[0] if isinstance(out, tuple) else out))
-    post = layers[lm.hook_layer + 1].register_forward_pre_hook(lambda _m, args: after.append(args[0]))
-    term = SteeringTerm(0.5, direction=tuple(torch.ones(lm.d_model).tolist()), label="sea", concept="sea")
-    req = SuggestRequest(1, "We walked down to the", steering=SteeringSpec((term,)), alternatives=3,
-                         max_new_tokens=4, temperature=0.7)
-    try:
-        gen = Generator(lm, 31, sampler=sampler, greedy_first=False, heal_words=False, concept_spread=0.4)
-        gen.suggest(req, lambda: False, lambda *_: None)
-    finally:
-        pre.remove()
-        post.remove()
-    pushes = [(a - b)[:, -1].float().norm(dim=-1) for b, a in zip(before, after, strict=True) if b.shape[0] == 3]
+    gen = Generator(lm, 31, sampler=sampler, greedy_first=False, heal_words=False, concept_spread=0.4)
+    pushes = concept_pushes(lm, gen, 3)
     assert len(pushes) >= 2
     full = lm.median_norm * 0.5
     for push in pushes:
